@@ -1,0 +1,47 @@
+"""Checks on the arguments of store operations, made before anything is read or written."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from agent_pool_store.domain.identifiers import validate_identifier
+from agent_pool_store.domain.records import AgentPoolStoreCursor
+from agent_pool_store.errors import AgentError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def identifier(name: str, value: object) -> str:
+    """``value`` as a valid identifier, or AgentError naming the argument."""
+    if not isinstance(value, str):
+        raise AgentError.invalid_argument(f"{name} must be a string, not {type(value).__name__}")
+    try:
+        return validate_identifier(value)
+    except ValueError as error:
+        raise AgentError.invalid_argument(f"invalid {name}: {error}") from None
+
+
+def model(name: str, value: object, expected: type[M]) -> M:
+    """``value`` if it is an instance of the domain model ``expected``, else AgentError."""
+    if not isinstance(value, expected):
+        raise AgentError.invalid_argument(
+            f"{name} must be {expected.__name__}, not {type(value).__name__}"
+        )
+    return value
+
+
+def cursor_sequence(value: object) -> int:
+    """The sequence of a watch position (cursor, int or None), or AgentError."""
+    if value is None:
+        return 0
+    if isinstance(value, AgentPoolStoreCursor):
+        return value.sequence
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise AgentError.invalid_argument(f"cursor must not be negative, got {value}")
+        return value
+    raise AgentError.invalid_argument(
+        f"cursor must be AgentPoolStoreCursor, int or None, not {type(value).__name__}"
+    )

@@ -1,0 +1,102 @@
+"""The library's one error type, :class:`AgentError`, and its two classification enums."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AgentErrorKind(StrEnum):
+    """What went wrong, with the reference implementation's PascalCase names."""
+
+    INVALID_PACKAGE = "InvalidPackage"
+    INVALID_STATE_TRANSITION = "InvalidStateTransition"
+    PROVIDER_FAILURE = "ProviderFailure"
+    PROJECTION_FAILURE = "ProjectionFailure"
+    TOOL_FAILURE = "ToolFailure"
+    APPROVAL_FAILURE = "ApprovalFailure"
+    POLICY_DENIAL = "PolicyDenial"
+    JOURNAL_FAILURE = "JournalFailure"
+    TELEMETRY_FAILURE = "TelemetryFailure"
+    ISOLATION_FAILURE = "IsolationFailure"
+    STRUCTURED_OUTPUT_FAILURE = "StructuredOutputFailure"
+    STREAM_RULE_FAILURE = "StreamRuleFailure"
+    SUBAGENT_FAILURE = "SubagentFailure"
+    EXTENSION_FAILURE = "ExtensionFailure"
+    CANCELLATION = "Cancellation"
+    CHILD_LIFECYCLE_FAILURE = "ChildLifecycleFailure"
+    HOOK_FAILURE = "HookFailure"
+    TIMEOUT = "Timeout"
+    RECOVERY_REPAIR_NEEDED = "RecoveryRepairNeeded"
+    HOST_CONFIGURATION_NEEDED = "HostConfigurationNeeded"
+
+
+class RetryClassification(StrEnum):
+    """Whether, and how, a caller may retry after an :class:`AgentError`."""
+
+    RETRYABLE = "Retryable"
+    NOT_RETRYABLE = "NotRetryable"
+    REPAIR_NEEDED = "RepairNeeded"
+    USER_ACTION_NEEDED = "UserActionNeeded"
+    HOST_CONFIGURATION_NEEDED = "HostConfigurationNeeded"
+
+
+class AgentError(Exception):
+    """An error of the agent-pool store, classified by kind and retry advice.
+
+    ``str(error)`` is ``"{Kind}: {message}"``, as in the reference implementation.
+    """
+
+    def __init__(self, kind: AgentErrorKind, retry: RetryClassification, message: str) -> None:
+        super().__init__(kind, retry, message)
+        self.kind = kind
+        self.retry = retry
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"AgentError({self.kind.value}, {self.retry.value}, {self.message!r})"
+
+    @classmethod
+    def invalid_argument(cls, message: str) -> AgentError:
+        """An argument was rejected before anything was written."""
+        return cls(
+            AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.NOT_RETRYABLE, message
+        )
+
+    @classmethod
+    def pool_not_opened(cls, store_label: str) -> AgentError:
+        """An operation on a pool this store never opened (fail closed)."""
+        return cls(
+            AgentErrorKind.HOST_CONFIGURATION_NEEDED,
+            RetryClassification.HOST_CONFIGURATION_NEEDED,
+            f"{store_label} agent pool store has not opened this pool",
+        )
+
+    @classmethod
+    def config_conflict(cls, store_label: str) -> AgentError:
+        """``open_pool`` with a config different from the pool's first one."""
+        return cls(
+            AgentErrorKind.INVALID_STATE_TRANSITION,
+            RetryClassification.REPAIR_NEEDED,
+            f"{store_label} agent pool store config conflicts with existing pool",
+        )
+
+    @classmethod
+    def not_a_member(cls) -> AgentError:
+        """``leave_member`` of a run that is not a current member."""
+        return cls(
+            AgentErrorKind.INVALID_STATE_TRANSITION,
+            RetryClassification.NOT_RETRYABLE,
+            "run is not a member of this agent pool",
+        )
+
+    @classmethod
+    def unreadable_record(cls, pool_id: str, seq: int, reason: str) -> AgentError:
+        """A stored record of a pool cannot be read; the pool needs repair."""
+        return cls(
+            AgentErrorKind.INVALID_STATE_TRANSITION,
+            RetryClassification.REPAIR_NEEDED,
+            f"agent pool {pool_id!r} record seq {seq} cannot be read: {reason}",
+        )

@@ -1,0 +1,108 @@
+"""``InMemoryAgentPoolStore``: the contract held in process memory, thread-safe."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from agent_pool_store.domain import (
+    AgentPoolMember,
+    AgentPoolSnapshot,
+    AgentPoolStoreConfig,
+    AgentPoolStoreCursor,
+    AgentPoolStoredWake,
+    AgentPoolStoreRecord,
+    AgentPoolStoreRecordPayload,
+    MessageReceipt,
+    PoolState,
+    WakeRegistration,
+)
+from agent_pool_store.operations import PoolStoreOperations, PoolUnit
+
+
+@dataclass
+class _MemoryPool:
+    pool_id: str
+    state: PoolState = field(default_factory=PoolState)
+    records: list[AgentPoolStoreRecord] = field(default_factory=list)
+    event_sequence: int = 0
+
+    def config(self) -> AgentPoolStoreConfig | None:
+        return self.state.config
+
+    def snapshot(self) -> AgentPoolSnapshot:
+        return self.state.snapshot(self.pool_id)
+
+    def member(self, run_id: str) -> AgentPoolMember | None:
+        return self.state.members.get(run_id)
+
+    def message_receipt(self, idempotency_key: str) -> MessageReceipt | None:
+        return self.state.message_receipts.get(idempotency_key)
+
+    def wake_registration(self, idempotency_key: str) -> WakeRegistration | None:
+        return self.state.wake_registrations.get(idempotency_key)
+
+    def wake(self, condition_id: str) -> AgentPoolStoredWake | None:
+        return self.state.wakes.get(condition_id)
+
+    def append(self, payload: AgentPoolStoreRecordPayload) -> AgentPoolStoreCursor:
+        cursor = AgentPoolStoreCursor(sequence=len(self.records) + 1)
+        self.records.append(
+            AgentPoolStoreRecord(pool_id=self.pool_id, cursor=cursor, payload=payload)
+        )
+        self.state.apply(cursor.sequence, payload)
+        return cursor
+
+    def next_event_sequence(self) -> int:
+        self.event_sequence += 1
+        return self.event_sequence
+
+    def records_after(self, sequence: int, limit: int) -> list[AgentPoolStoreRecord]:
+        return self.records[sequence : sequence + limit]
+
+
+@dataclass
+class _Backing:
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    pools: dict[str, _MemoryPool] = field(default_factory=dict)
+
+
+class InMemoryAgentPoolStore(PoolStoreOperations):
+    """The store contract in process memory.
+
+    Safe to use from many threads: each operation holds one lock for its whole check-and-
+    append. :meth:`another_handle` gives a second store object over the same pools, as a
+    second connection to one database would.
+    """
+
+    label = "in-memory"
+
+    def __init__(self) -> None:
+        self._backing = _Backing()
+
+    def another_handle(self) -> InMemoryAgentPoolStore:
+        """A new store object that shares this one's pools, records and counters."""
+        handle = InMemoryAgentPoolStore()
+        handle._backing = self._backing
+        return handle
+
+    @contextmanager
+    def _pool_unit(self, pool_id: str, *, write: bool) -> Iterator[PoolUnit]:
+        with self._backing.lock:
+            pool = self._backing.pools.get(pool_id)
+            if pool is None:
+                pool = _MemoryPool(pool_id)
+                if write:
+                    self._backing.pools[pool_id] = pool
+            yield pool
+
+    def close(self) -> None:
+        """Nothing to release; present so every store can be closed alike."""
+
+    def __enter__(self) -> InMemoryAgentPoolStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

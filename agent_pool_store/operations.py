@@ -1,0 +1,227 @@
+"""The contract's rules, written once over a per-pool unit of work that each store provides.
+
+A store subclasses :class:`PoolStoreOperations` and implements :meth:`_pool_unit`, a context
+manager giving a :class:`PoolUnit` for one pool inside one transaction (holding the pool's
+write lock when ``write`` is true). Everything the contract says about arguments, unopened
+pools, config conflicts and leaving non-members is here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from agent_pool_store import arguments
+from agent_pool_store.contract import CursorArg
+from agent_pool_store.domain import (
+    AgentPoolMember,
+    AgentPoolSnapshot,
+    AgentPoolStoreConfig,
+    AgentPoolStoreCursor,
+    AgentPoolStoredMessage,
+    AgentPoolStoredWake,
+    AgentPoolStoreRecord,
+    AgentPoolStoreRecordPayload,
+    CompiledEventFilter,
+    MemberJoined,
+    MemberLeft,
+    MessageReceipt,
+    PoolCreated,
+    PoolOpened,
+    RunMessage,
+    RunMessageRecorded,
+    WakeCondition,
+    WakeRecorded,
+    WakeRegistration,
+)
+from agent_pool_store.errors import AgentError
+
+WATCH_BATCH = 1000
+"""How many records :meth:`PoolStoreOperations.watch` reads per transaction."""
+
+
+class PoolUnit(Protocol):
+    """One pool's state and log inside one transaction of a store."""
+
+    def config(self) -> AgentPoolStoreConfig | None:
+        """The pool's config, or ``None`` if it was never opened."""
+        ...
+
+    def snapshot(self) -> AgentPoolSnapshot:
+        """The pool's snapshot (the pool is opened)."""
+        ...
+
+    def member(self, run_id: str) -> AgentPoolMember | None:
+        """The current member with this run id."""
+        ...
+
+    def message_receipt(self, idempotency_key: str) -> MessageReceipt | None:
+        """The latest receipt under a message idempotency key."""
+        ...
+
+    def wake_registration(self, idempotency_key: str) -> WakeRegistration | None:
+        """The latest registration under a wake idempotency key."""
+        ...
+
+    def wake(self, condition_id: str) -> AgentPoolStoredWake | None:
+        """The latest stored wake of a condition."""
+        ...
+
+    def append(self, payload: AgentPoolStoreRecordPayload) -> AgentPoolStoreCursor:
+        """Append a record at the next sequence and apply it to the projections."""
+        ...
+
+    def next_event_sequence(self) -> int:
+        """Advance and return the pool's event counter."""
+        ...
+
+    def records_after(self, sequence: int, limit: int) -> list[AgentPoolStoreRecord]:
+        """Up to ``limit`` records with a sequence above ``sequence``, in order."""
+        ...
+
+
+class PoolStoreOperations(ABC):
+    """The twelve contract operations, implemented once over :meth:`_pool_unit`."""
+
+    label: str = "agent pool"
+    """Name used in error messages, e.g. ``"sqlite"`` or ``"in-memory"``."""
+
+    @abstractmethod
+    def _pool_unit(self, pool_id: str, *, write: bool) -> AbstractContextManager[PoolUnit]:
+        """A unit of work on one pool; committed on normal exit, rolled back on error."""
+
+    def _opened(self, unit: PoolUnit) -> AgentPoolStoreConfig:
+        config = unit.config()
+        if config is None:
+            raise AgentError.pool_not_opened(self.label)
+        return config
+
+    def open_pool(self, pool_id: str, config: AgentPoolStoreConfig) -> AgentPoolSnapshot:
+        """See :meth:`AgentPoolStore.open_pool`."""
+        pool_id = arguments.identifier("pool_id", pool_id)
+        config = arguments.model("config", config, AgentPoolStoreConfig)
+        with self._pool_unit(pool_id, write=True) as unit:
+            existing = unit.config()
+            if existing is None:
+                unit.append(PoolOpened(config=config))
+            elif existing != config:
+                raise AgentError.config_conflict(self.label)
+            return unit.snapshot()
+
+    def snapshot(self, pool_id: str) -> AgentPoolSnapshot:
+        """See :meth:`AgentPoolStore.snapshot`."""
+        pool_id = arguments.identifier("pool_id", pool_id)
+        with self._pool_unit(pool_id, write=False) as unit:
+            self._opened(unit)
+            return unit.snapshot()
+
+    def _append(self, pool_id: str, payload: AgentPoolStoreRecordPayload) -> AgentPoolStoreCursor:
+        with self._pool_unit(pool_id, write=True) as unit:
+            self._opened(unit)
+            return unit.append(payload)
+
+    def record_pool_created(self, pool_id: str) -> AgentPoolStoreCursor:
+        """See :meth:`AgentPoolStore.record_pool_created`."""
+        return self._append(arguments.identifier("pool_id", pool_id), PoolCreated())
+
+    def join_member(self, pool_id: str, member: AgentPoolMember) -> AgentPoolStoreCursor:
+        """See :meth:`AgentPoolStore.join_member`."""
+        pool_id = arguments.identifier("pool_id", pool_id)
+        member = arguments.model("member", member, AgentPoolMember)
+        return self._append(pool_id, MemberJoined(member=member))
+
+    def leave_member(
+        self, pool_id: str, run_id: str
+    ) -> tuple[AgentPoolMember, AgentPoolStoreCursor]:
+        """See :meth:`AgentPoolStore.leave_member`."""
+        pool_id = arguments.identifier("pool_id", pool_id)
+        run_id = arguments.identifier("run_id", run_id)
+        with self._pool_unit(pool_id, write=True) as unit:
+            self._opened(unit)
+            member = unit.member(run_id)
+            if member is None:
+                raise AgentError.not_a_member()
+            return member, unit.append(MemberLeft(member=member))
+
+    def message_receipt(self, pool_id: str, idempotency_key: str) -> MessageReceipt | None:
+        """See :meth:`AgentPoolStore.message_receipt`."""
+        pool_id = arguments.identifier("pool_id", pool_id)
+        key = arguments.identifier("idempotency_key", idempotency_key)
+        with self._pool_unit(pool_id, write=False) as unit:
+            self._opened(unit)
+            return unit.message_receipt(key)
+
+    def record_message(
+        self, pool_id: str, message: RunMessage, receipt: MessageReceipt
+    ) -> AgentPoolStoreCursor:
+        """See :meth:`AgentPoolStore.record_message`."""
+        pool_id = arguments.identifier("pool_id", pool_id)
+        stored = AgentPoolStoredMessage(
+            message=arguments.model("message", message, RunMessage),
+            receipt=arguments.model("receipt", receipt, MessageReceipt),
+        )
+        return self._append(pool_id, RunMessageRecorded(stored=stored))
+
+    def wake_registration(self, pool_id: str, idempotency_key: str) -> WakeRegistration | None:
+        """See :meth:`AgentPoolStore.wake_registration`."""
+        pool_id = arguments.identifier("pool_id", pool_id)
+        key = arguments.identifier("idempotency_key", idempotency_key)
+        with self._pool_unit(pool_id, write=False) as unit:
+            self._opened(unit)
+            return unit.wake_registration(key)
+
+    def wake(self, pool_id: str, condition_id: str) -> AgentPoolStoredWake | None:
+        """See :meth:`AgentPoolStore.wake`."""
+        pool_id = arguments.identifier("pool_id", pool_id)
+        condition_id = arguments.identifier("condition_id", condition_id)
+        with self._pool_unit(pool_id, write=False) as unit:
+            self._opened(unit)
+            return unit.wake(condition_id)
+
+    def record_wake(
+        self,
+        pool_id: str,
+        condition: WakeCondition,
+        compiled_filter: CompiledEventFilter,
+        registration: WakeRegistration,
+    ) -> AgentPoolStoreCursor:
+        """See :meth:`AgentPoolStore.record_wake`."""
+        pool_id = arguments.identifier("pool_id", pool_id)
+        stored = AgentPoolStoredWake(
+            condition=arguments.model("condition", condition, WakeCondition),
+            compiled_filter=arguments.model(
+                "compiled_filter", compiled_filter, CompiledEventFilter
+            ),
+            registration=arguments.model("registration", registration, WakeRegistration),
+        )
+        return self._append(pool_id, WakeRecorded(stored=stored))
+
+    def watch(self, pool_id: str, cursor: CursorArg = None) -> Iterator[AgentPoolStoreRecord]:
+        """See :meth:`AgentPoolStore.watch`.
+
+        Arguments are checked when called; records are read lazily, :data:`WATCH_BATCH`
+        per transaction.
+        """
+        pool_id = arguments.identifier("pool_id", pool_id)
+        after = arguments.cursor_sequence(cursor)
+        return self._watch(pool_id, after)
+
+    def _watch(self, pool_id: str, after: int) -> Iterator[AgentPoolStoreRecord]:
+        while True:
+            with self._pool_unit(pool_id, write=False) as unit:
+                if unit.config() is None:
+                    return
+                batch = unit.records_after(after, WATCH_BATCH)
+            yield from batch
+            if len(batch) < WATCH_BATCH:
+                return
+            after = batch[-1].cursor.sequence
+
+    def next_event_sequence(self, pool_id: str) -> int:
+        """See :meth:`AgentPoolStore.next_event_sequence`."""
+        pool_id = arguments.identifier("pool_id", pool_id)
+        with self._pool_unit(pool_id, write=True) as unit:
+            self._opened(unit)
+            return unit.next_event_sequence()

@@ -1,0 +1,94 @@
+"""Shared fixtures: reference fixtures and the store backends every contract test runs on."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from agent_pool_store import AgentPoolStore, InMemoryAgentPoolStore
+
+REFERENCE = Path(__file__).parent / "fixtures" / "rust-reference"
+
+
+@dataclass(frozen=True)
+class ReferenceRow:
+    pool_id: str
+    seq: int
+    kind: str
+    payload_json: str
+
+
+def reference_rows() -> list[ReferenceRow]:
+    """The 29 rows of the reference's ``agent_pool_records``, in file order."""
+    csv.field_size_limit(1 << 24)
+    with (REFERENCE / "records.tsv").open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        return [
+            ReferenceRow(row["pool_id"], int(row["seq"]), row["kind"], row["payload_json"])
+            for row in reader
+        ]
+
+
+def compact_reference_json(name: str) -> str:
+    """A reference JSON file re-serialised compactly, key order kept."""
+    data = json.loads((REFERENCE / name).read_text(encoding="utf-8"))
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass
+class Backend:
+    """One store implementation: ``open()`` gives a new handle on the same backing store."""
+
+    name: str
+    opener: Callable[[], AgentPoolStore]
+    handles: list[AgentPoolStore] = field(default_factory=list)
+
+    def open(self) -> AgentPoolStore:
+        handle = self.opener()
+        self.handles.append(handle)
+        return handle
+
+    def close(self) -> None:
+        for handle in self.handles:
+            close = getattr(handle, "close", None)
+            if close is not None:
+                close()
+
+
+def _memory_backend() -> Backend:
+    root = InMemoryAgentPoolStore()
+    first = [True]
+
+    def opener() -> AgentPoolStore:
+        if first[0]:
+            first[0] = False
+            return root
+        return root.another_handle()
+
+    return Backend("memory", opener)
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {
+    "memory": lambda request: _memory_backend(),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS), ids=str)
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """Every store backend, each isolated for this test."""
+    made = BACKENDS[request.param](request)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture
+def store(backend: Backend) -> AgentPoolStore:
+    """A store handle on this test's backend."""
+    return backend.open()
