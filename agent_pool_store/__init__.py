@@ -93,6 +93,7 @@ from agent_pool_store.domain import (
 )
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.memory import InMemoryAgentPoolStore
+from agent_pool_store.sql import SqlAgentPoolStore, open_store
 
 __all__ = [
     "MAX_IDENTIFIER_BYTES",
@@ -160,6 +161,7 @@ __all__ = [
     "ResumeInputPolicy",
     "RetentionClass",
     "RetryClassification",
+    "SqlAgentPoolStore",
     "RunAddress",
     "RunAddressTarget",
     "RunId",
@@ -182,5 +184,6 @@ __all__ = [
     "WakeRegistrationStatus",
     "WireModel",
     "apply_payload",
+    "open_store",
     "validate_identifier",
 ]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from agent_pool_store.domain import (
     AgentPoolMember,
@@ -20,6 +20,8 @@ from agent_pool_store.domain import (
     WakeRegistration,
 )
 from agent_pool_store.operations import PoolStoreOperations, PoolUnit
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -88,15 +90,13 @@ class InMemoryAgentPoolStore(PoolStoreOperations):
         handle._backing = self._backing
         return handle
 
-    @contextmanager
-    def _pool_unit(self, pool_id: str, *, write: bool) -> Iterator[PoolUnit]:
+    def _execute(self, pool_id: str, *, write: bool, work: Callable[[PoolUnit], T]) -> T:
         with self._backing.lock:
-            pool = self._backing.pools.get(pool_id)
-            if pool is None:
-                pool = _MemoryPool(pool_id)
-                if write:
-                    self._backing.pools[pool_id] = pool
-            yield pool
+            pool = self._backing.pools.get(pool_id) or _MemoryPool(pool_id)
+            result = work(pool)
+            if pool.records:
+                self._backing.pools[pool_id] = pool
+            return result
 
     def close(self) -> None:
         """Nothing to release; present so every store can be closed alike."""

@@ -1,17 +1,18 @@
 """The contract's rules, written once over a per-pool unit of work that each store provides.
 
-A store subclasses :class:`PoolStoreOperations` and implements :meth:`_pool_unit`, a context
-manager giving a :class:`PoolUnit` for one pool inside one transaction (holding the pool's
-write lock when ``write`` is true). Everything the contract says about arguments, unopened
-pools, config conflicts and leaving non-members is here and nowhere else.
+A store subclasses :class:`PoolStoreOperations` and implements :meth:`_execute`, which runs a
+function on a :class:`PoolUnit` for one pool inside one transaction (holding the pool's
+write lock when ``write`` is true), retrying it where the store can. Everything the
+contract says about arguments, unopened pools, config conflicts and leaving non-members is
+here and nowhere else.
 """
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import AbstractContextManager
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from typing import Protocol, TypeVar
 
 from agent_pool_store import arguments
 from agent_pool_store.contract import CursorArg
@@ -37,6 +38,8 @@ from agent_pool_store.domain import (
     WakeRegistration,
 )
 from agent_pool_store.errors import AgentError
+
+T = TypeVar("T")
 
 WATCH_BATCH = 1000
 """How many records :meth:`PoolStoreOperations.watch` reads per transaction."""
@@ -82,15 +85,22 @@ class PoolUnit(Protocol):
         ...
 
 
+def _records_after(unit: PoolUnit, sequence: int) -> list[AgentPoolStoreRecord]:
+    """A batch of records for watch; none for an unopened pool."""
+    if unit.config() is None:
+        return []
+    return unit.records_after(sequence, WATCH_BATCH)
+
+
 class PoolStoreOperations(ABC):
-    """The twelve contract operations, implemented once over :meth:`_pool_unit`."""
+    """The twelve contract operations, implemented once over :meth:`_execute`."""
 
     label: str = "agent pool"
     """Name used in error messages, e.g. ``"sqlite"`` or ``"in-memory"``."""
 
     @abstractmethod
-    def _pool_unit(self, pool_id: str, *, write: bool) -> AbstractContextManager[PoolUnit]:
-        """A unit of work on one pool; committed on normal exit, rolled back on error."""
+    def _execute(self, pool_id: str, *, write: bool, work: Callable[[PoolUnit], T]) -> T:
+        """Run ``work`` in one unit of work on the pool; commit if it returns."""
 
     def _opened(self, unit: PoolUnit) -> AgentPoolStoreConfig:
         config = unit.config()
@@ -98,11 +108,21 @@ class PoolStoreOperations(ABC):
             raise AgentError.pool_not_opened(self.label)
         return config
 
+    def _read(self, pool_id: str, work: Callable[[PoolUnit], T]) -> T:
+        """Run a look-up on an opened pool."""
+
+        def checked(unit: PoolUnit) -> T:
+            self._opened(unit)
+            return work(unit)
+
+        return self._execute(pool_id, write=False, work=checked)
+
     def open_pool(self, pool_id: str, config: AgentPoolStoreConfig) -> AgentPoolSnapshot:
         """See :meth:`AgentPoolStore.open_pool`."""
         pool_id = arguments.identifier("pool_id", pool_id)
         config = arguments.model("config", config, AgentPoolStoreConfig)
-        with self._pool_unit(pool_id, write=True) as unit:
+
+        def work(unit: PoolUnit) -> AgentPoolSnapshot:
             existing = unit.config()
             if existing is None:
                 unit.append(PoolOpened(config=config))
@@ -110,17 +130,20 @@ class PoolStoreOperations(ABC):
                 raise AgentError.config_conflict(self.label)
             return unit.snapshot()
 
+        return self._execute(pool_id, write=True, work=work)
+
     def snapshot(self, pool_id: str) -> AgentPoolSnapshot:
         """See :meth:`AgentPoolStore.snapshot`."""
         pool_id = arguments.identifier("pool_id", pool_id)
-        with self._pool_unit(pool_id, write=False) as unit:
-            self._opened(unit)
-            return unit.snapshot()
+        return self._read(pool_id, lambda unit: unit.snapshot())
 
     def _append(self, pool_id: str, payload: AgentPoolStoreRecordPayload) -> AgentPoolStoreCursor:
-        with self._pool_unit(pool_id, write=True) as unit:
+
+        def work(unit: PoolUnit) -> AgentPoolStoreCursor:
             self._opened(unit)
             return unit.append(payload)
+
+        return self._execute(pool_id, write=True, work=work)
 
     def record_pool_created(self, pool_id: str) -> AgentPoolStoreCursor:
         """See :meth:`AgentPoolStore.record_pool_created`."""
@@ -138,20 +161,21 @@ class PoolStoreOperations(ABC):
         """See :meth:`AgentPoolStore.leave_member`."""
         pool_id = arguments.identifier("pool_id", pool_id)
         run_id = arguments.identifier("run_id", run_id)
-        with self._pool_unit(pool_id, write=True) as unit:
+
+        def work(unit: PoolUnit) -> tuple[AgentPoolMember, AgentPoolStoreCursor]:
             self._opened(unit)
             member = unit.member(run_id)
             if member is None:
                 raise AgentError.not_a_member()
             return member, unit.append(MemberLeft(member=member))
 
+        return self._execute(pool_id, write=True, work=work)
+
     def message_receipt(self, pool_id: str, idempotency_key: str) -> MessageReceipt | None:
         """See :meth:`AgentPoolStore.message_receipt`."""
         pool_id = arguments.identifier("pool_id", pool_id)
         key = arguments.identifier("idempotency_key", idempotency_key)
-        with self._pool_unit(pool_id, write=False) as unit:
-            self._opened(unit)
-            return unit.message_receipt(key)
+        return self._read(pool_id, lambda unit: unit.message_receipt(key))
 
     def record_message(
         self, pool_id: str, message: RunMessage, receipt: MessageReceipt
@@ -168,17 +192,13 @@ class PoolStoreOperations(ABC):
         """See :meth:`AgentPoolStore.wake_registration`."""
         pool_id = arguments.identifier("pool_id", pool_id)
         key = arguments.identifier("idempotency_key", idempotency_key)
-        with self._pool_unit(pool_id, write=False) as unit:
-            self._opened(unit)
-            return unit.wake_registration(key)
+        return self._read(pool_id, lambda unit: unit.wake_registration(key))
 
     def wake(self, pool_id: str, condition_id: str) -> AgentPoolStoredWake | None:
         """See :meth:`AgentPoolStore.wake`."""
         pool_id = arguments.identifier("pool_id", pool_id)
         condition_id = arguments.identifier("condition_id", condition_id)
-        with self._pool_unit(pool_id, write=False) as unit:
-            self._opened(unit)
-            return unit.wake(condition_id)
+        return self._read(pool_id, lambda unit: unit.wake(condition_id))
 
     def record_wake(
         self,
@@ -210,10 +230,10 @@ class PoolStoreOperations(ABC):
 
     def _watch(self, pool_id: str, after: int) -> Iterator[AgentPoolStoreRecord]:
         while True:
-            with self._pool_unit(pool_id, write=False) as unit:
-                if unit.config() is None:
-                    return
-                batch = unit.records_after(after, WATCH_BATCH)
+            batch = self._execute(
+                pool_id, write=False, work=functools.partial(_records_after, sequence=after)
+            )
+            )
             yield from batch
             if len(batch) < WATCH_BATCH:
                 return
@@ -222,6 +242,9 @@ class PoolStoreOperations(ABC):
     def next_event_sequence(self, pool_id: str) -> int:
         """See :meth:`AgentPoolStore.next_event_sequence`."""
         pool_id = arguments.identifier("pool_id", pool_id)
-        with self._pool_unit(pool_id, write=True) as unit:
+
+        def work(unit: PoolUnit) -> int:
             self._opened(unit)
             return unit.next_event_sequence()
+
+        return self._execute(pool_id, write=True, work=work)

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from agent_pool_store import AgentPoolStore, InMemoryAgentPoolStore
+from agent_pool_store import AgentPoolStore, InMemoryAgentPoolStore, open_store
+from tests.databases import (  # noqa: F401 - fixtures
+    pg_database,
+    pg_url,
+    sqlite_file,
+    sqlite_template,
+    sqlite_url,
+)
 
 REFERENCE = Path(__file__).parent / "fixtures" / "rust-reference"
 
@@ -73,12 +80,28 @@ def _memory_backend() -> Backend:
     return Backend("memory", opener)
 
 
+def _sqlite_backend(request: pytest.FixtureRequest) -> Backend:
+    url = sqlite_url(request.getfixturevalue("sqlite_file"))
+    return Backend("sqlite", lambda: open_store(url))
+
+
+def _postgresql_backend(request: pytest.FixtureRequest) -> Backend:
+    url = request.getfixturevalue("pg_url")
+    return Backend("postgresql", lambda: open_store(url))
+
+
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {
     "memory": lambda request: _memory_backend(),
+    "sqlite": _sqlite_backend,
+    "postgresql": _postgresql_backend,
 }
 
+BACKEND_MARKS = {"sqlite": pytest.mark.sqlite, "postgresql": pytest.mark.postgresql}
 
-@pytest.fixture(params=sorted(BACKENDS), ids=str)
+
+@pytest.fixture(
+    params=[pytest.param(name, marks=BACKEND_MARKS.get(name, ())) for name in sorted(BACKENDS)]
+)
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """Every store backend, each isolated for this test."""
     made = BACKENDS[request.param](request)

@@ -1,0 +1,110 @@
+"""The packaged Alembic migrations, usable without a checkout.
+
+``upgrade(url_or_engine)`` brings a database to the latest schema; ``current`` and ``head``
+name revisions. Migrations keep their own version table, ``agent_pool_store_alembic_version``,
+so they live beside a host application's own Alembic history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.engine import URL
+
+from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
+from agent_pool_store.sql.engine import WRITE_OPTION, EngineSettings, build_engine, safe_url
+from alembic import command
+
+VERSION_TABLE = "agent_pool_store_alembic_version"
+"""Alembic's version table for this library's migrations."""
+
+SCRIPT_LOCATION = str(Path(__file__).parent)
+"""The migration scripts inside the installed package."""
+
+_PG_MIGRATION_LOCK = 0x41505331  # advisory lock key: serialises concurrent upgrades
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config for the packaged scripts, optionally bound to ``connection``."""
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
+    config.attributes["connection"] = connection
+    return config
+
+
+def head() -> str:
+    """The latest revision shipped with this package."""
+    revision = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert revision is not None
+    return revision
+
+
+@contextmanager
+def migration_connection(url_or_engine: str | URL | Engine) -> Iterator[Connection]:
+    """A connection holding the write lock for migrating, committed unless the block fails.
+
+    SQLite takes ``BEGIN IMMEDIATE``; PostgreSQL an advisory transaction lock.
+    """
+    owns = not isinstance(url_or_engine, Engine)
+    engine = build_engine(url_or_engine, EngineSettings())
+    try:
+        with engine.connect() as plain:
+            connection = plain.execution_options(**{WRITE_OPTION: True})
+            with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
+                    )
+                yield connection
+    finally:
+        if owns:
+            engine.dispose()
+
+
+def upgrade(url_or_engine: str | URL | Engine, revision: str = "head") -> None:
+    """Upgrade the database to ``revision`` (concurrent callers are serialised)."""
+    with migration_connection(url_or_engine) as connection:
+        command.upgrade(alembic_config(connection), revision)
+
+
+def downgrade(url_or_engine: str | URL | Engine, revision: str) -> None:
+    """Downgrade the database to ``revision``.
+
+    ``"base"`` removes this library's own tables and keeps the two record tables shared
+    with the reference, with their data.
+    """
+    with migration_connection(url_or_engine) as connection:
+        command.downgrade(alembic_config(connection), revision)
+
+
+def current_of(connection: Connection) -> str | None:
+    """The revision the connected database is at, or ``None`` before any migration."""
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def current(url_or_engine: str | URL | Engine) -> str | None:
+    """The revision the database is at, or ``None`` before any migration."""
+    with migration_connection(url_or_engine) as connection:
+        return current_of(connection)
+
+
+def require_head(engine: Engine) -> None:
+    """Raise HostConfigurationNeeded unless the database is at :func:`head`."""
+    with engine.connect() as connection:
+        at = current_of(connection)
+    if at != head():
+        raise AgentError(
+            AgentErrorKind.HOST_CONFIGURATION_NEEDED,
+            RetryClassification.HOST_CONFIGURATION_NEEDED,
+            f"database {safe_url(engine.url)} is at schema revision {at or 'none'}, "
+            f"not {head()}: run `alembic -x url=URL upgrade head` from a checkout, "
+            "`agent_pool_store.migrations.upgrade(URL)`, or open the store with "
+            "auto_upgrade=True",
+        )

@@ -1,0 +1,75 @@
+"""Translation of driver and SQLAlchemy errors into :class:`AgentError`.
+
+Transient failures (SQLite busy/locked, PostgreSQL serialization failures, deadlocks and
+unique violations on the record log from a concurrent foreign writer) are retried by the
+store; whatever leaves the public API is an AgentError whose message names no secret.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import exc
+
+from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
+
+_PG_TRANSIENT = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+_PG_LOCK_TIMEOUT = {"55P03", "57014"}  # lock_not_available, query_canceled (timeouts)
+_PG_UNIQUE = "23505"
+
+
+def _sqlstate(error: exc.DBAPIError) -> str | None:
+    return getattr(error.orig, "sqlstate", None)
+
+
+def _first_line(error: exc.DBAPIError) -> str:
+    text = str(error.orig).strip().splitlines()
+    return text[0] if text else type(error.orig).__name__
+
+
+def is_transient(error: exc.DBAPIError) -> bool:
+    """Whether retrying the whole unit of work may succeed."""
+    state = _sqlstate(error)
+    if state is not None:
+        return state in _PG_TRANSIENT or state == _PG_UNIQUE or state in _PG_LOCK_TIMEOUT
+    message = str(error.orig).lower()
+    if isinstance(error, exc.OperationalError):
+        return "locked" in message or "busy" in message
+    if isinstance(error, exc.IntegrityError):
+        return "unique" in message and "agent_pool_records" in message
+    return False
+
+
+def timeout_error(what: str, seconds: float) -> AgentError:
+    """The bounded wait for the write lock ran out."""
+    return AgentError(
+        AgentErrorKind.TIMEOUT,
+        RetryClassification.RETRYABLE,
+        f"{what}: another writer held the pool's write lock for more than {seconds:g}s",
+    )
+
+
+def translate(error: exc.SQLAlchemyError, what: str) -> AgentError:
+    """An AgentError for a non-transient database error."""
+    if isinstance(error, exc.DBAPIError):
+        detail = _first_line(error)
+        if isinstance(error, exc.ProgrammingError) or "no such table" in detail:
+            return AgentError(
+                AgentErrorKind.HOST_CONFIGURATION_NEEDED,
+                RetryClassification.HOST_CONFIGURATION_NEEDED,
+                f"{what}: database schema problem (run the migrations?): {detail}",
+            )
+        if isinstance(error, exc.OperationalError | exc.InterfaceError):
+            return AgentError(
+                AgentErrorKind.HOST_CONFIGURATION_NEEDED,
+                RetryClassification.RETRYABLE,
+                f"{what}: database unavailable: {detail}",
+            )
+        return AgentError(
+            AgentErrorKind.JOURNAL_FAILURE,
+            RetryClassification.NOT_RETRYABLE,
+            f"{what}: database error: {detail}",
+        )
+    return AgentError(
+        AgentErrorKind.JOURNAL_FAILURE,
+        RetryClassification.NOT_RETRYABLE,
+        f"{what}: {type(error).__name__}: {error}",
+    )

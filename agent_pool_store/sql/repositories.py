@@ -1,0 +1,302 @@
+"""Repositories: one per area, each taking a Session, flushing never committing.
+
+They read and write rows with Core statements and hand back domain models. The unit of work
+owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from agent_pool_store.domain import (
+    RECORD_PAYLOAD,
+    AgentPoolMember,
+    AgentPoolStoreConfig,
+    AgentPoolStoredMessage,
+    AgentPoolStoredWake,
+    AgentPoolStoreRecordPayload,
+    MessageReceipt,
+    PoolState,
+    WakeRegistration,
+)
+from agent_pool_store.errors import AgentError
+from agent_pool_store.sql.schema import (
+    PROJECTION_TABLES,
+    EventSequenceRow,
+    MemberRow,
+    MessageReceiptRow,
+    MessageRow,
+    PoolRow,
+    RecordRow,
+    WakeRegistrationRow,
+    WakeRow,
+    table_of,
+)
+from agent_pool_store.sql.upsert import insert_ignore_statement, upsert_statement
+
+
+def parse_payload(pool_id: str, seq: int, payload_json: str) -> AgentPoolStoreRecordPayload:
+    """A stored payload, or AgentError RepairNeeded naming the pool and sequence."""
+    try:
+        return RECORD_PAYLOAD.validate_json(payload_json)
+    except ValidationError as error:
+        details = error.errors()
+        reason = details[0]["msg"] if details else str(error)
+        raise AgentError.unreadable_record(pool_id, seq, reason) from None
+
+
+@dataclass(frozen=True)
+class PoolHead:
+    """A pool's row and the highest sequence in its log, read in one statement."""
+
+    exists: bool
+    config_json: str | None
+    created: bool
+    projected_seq: int
+    log_seq: int
+
+    @property
+    def behind(self) -> bool:
+        """Whether the log has records the projections have not applied."""
+        return self.log_seq > self.projected_seq
+
+
+class RecordRepository:
+    """The record log (``agent_pool_records``)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def append(self, pool_id: str, seq: int, payload: AgentPoolStoreRecordPayload) -> None:
+        """Insert the record at ``seq``."""
+        self.session.execute(
+            table_of(RecordRow)
+            .insert()
+            .values(
+                pool_id=pool_id, seq=seq, kind=payload.type, payload_json=payload.model_dump_json()
+            )
+        )
+
+    def rows_after(self, pool_id: str, seq: int, limit: int) -> Sequence[tuple[int, str]]:
+        """Up to ``limit`` ``(seq, payload_json)`` after ``seq``, in order."""
+        rows = self.session.execute(
+            select(RecordRow.seq, RecordRow.payload_json)
+            .where(RecordRow.pool_id == pool_id, RecordRow.seq > seq)
+            .order_by(RecordRow.seq)
+            .limit(limit)
+        )
+        return [(row.seq, row.payload_json) for row in rows]
+
+    def last_seq(self, pool_id: str) -> int:
+        """The highest sequence in the pool's log (0 when empty)."""
+        return self.session.execute(
+            select(func.coalesce(func.max(RecordRow.seq), 0)).where(RecordRow.pool_id == pool_id)
+        ).scalar_one()
+
+
+class PoolRepository:
+    """The per-pool row: config, created flag and projection watermark."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def head(self, pool_id: str, *, lock: bool) -> PoolHead | None:
+        """The pool's row (locked ``FOR UPDATE`` when asked) and its log's last sequence."""
+        log_seq = (
+            select(func.coalesce(func.max(RecordRow.seq), 0))
+            .where(RecordRow.pool_id == pool_id)
+            .scalar_subquery()
+        )
+        statement = select(
+            PoolRow.config_json, PoolRow.created, PoolRow.projected_seq, log_seq
+        ).where(PoolRow.pool_id == pool_id)
+        if lock:
+            statement = statement.with_for_update(of=PoolRow)
+        row = self.session.execute(statement).one_or_none()
+        if row is None:
+            return None
+        return PoolHead(True, row[0], bool(row[1]), row[2], row[3])
+
+    def create(self, pool_id: str) -> None:
+        """Insert the pool's row if it does not exist yet."""
+        self.session.execute(
+            insert_ignore_statement(self.session, table_of(PoolRow), {"pool_id": pool_id})
+        )
+
+    def update(self, pool_id: str, **values: object) -> None:
+        """Set columns of the pool's row (``projected_seq``, ``config_json``, ``created``)."""
+        self.session.execute(update(PoolRow).where(PoolRow.pool_id == pool_id).values(values))
+
+    def pool_ids(self) -> list[str]:
+        """Every pool id that has records or a pool row, sorted."""
+        ids = select(RecordRow.pool_id).union(select(PoolRow.pool_id))
+        return sorted(self.session.execute(ids).scalars())
+
+
+class EventSequenceRepository:
+    """Per-pool event counters (``agent_pool_event_seq``, shared with the reference)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def next(self, pool_id: str) -> int:
+        """Advance the pool's counter and return the new value (1 first)."""
+        table = table_of(EventSequenceRow)
+        statement = upsert_statement(
+            self.session, table, {"pool_id": pool_id, "seq": 1}, set_={"seq": table.c.seq + 1}
+        ).returning(table.c.seq)
+        return int(self.session.execute(statement).scalar_one())
+
+
+class ProjectionRepository:
+    """Projections of one pool; a :class:`~agent_pool_store.domain.ProjectionSink`.
+
+    Every write records ``seq``, the sequence of the record being applied (set it with
+    :meth:`at`); every read is a primary-key look-up.
+    """
+
+    def __init__(self, session: Session, pool_id: str) -> None:
+        self.session = session
+        self.pool_id = pool_id
+        self.pools = PoolRepository(session)
+        self.seq = 0
+
+    def at(self, seq: int) -> ProjectionRepository:
+        """Apply the following changes as the record at ``seq``."""
+        self.seq = seq
+        return self
+
+    def _put(self, table: Table, key: str, key_value: str, json_column: str, json: str) -> None:
+        self.session.execute(
+            upsert_statement(
+                self.session,
+                table,
+                {"pool_id": self.pool_id, key: key_value, json_column: json, "seq": self.seq},
+            )
+        )
+
+    def _get(self, column: object, *where: object) -> str | None:
+        return self.session.execute(select(column).where(*where)).scalar_one_or_none()  # type: ignore[call-overload]
+
+    # ProjectionSink
+
+    def set_config(self, config: AgentPoolStoreConfig) -> None:
+        self.pools.update(self.pool_id, config_json=config.model_dump_json())
+
+    def mark_created(self) -> None:
+        self.pools.update(self.pool_id, created=True)
+
+    def put_member(self, member: AgentPoolMember) -> None:
+        self._put(
+            table_of(MemberRow), "run_id", member.run_id, "member_json", member.model_dump_json()
+        )
+
+    def remove_member(self, run_id: str) -> None:
+        self.session.execute(
+            delete(MemberRow).where(MemberRow.pool_id == self.pool_id, MemberRow.run_id == run_id)
+        )
+
+    def put_message(self, stored: AgentPoolStoredMessage) -> None:
+        self._put(
+            table_of(MessageRow),
+            "message_id",
+            stored.message.message_id,
+            "stored_json",
+            stored.model_dump_json(),
+        )
+
+    def put_message_receipt(self, idempotency_key: str, receipt: MessageReceipt) -> None:
+        self._put(
+            table_of(MessageReceiptRow),
+            "idempotency_key",
+            idempotency_key,
+            "receipt_json",
+            receipt.model_dump_json(),
+        )
+
+    def put_wake(self, stored: AgentPoolStoredWake) -> None:
+        self._put(
+            table_of(WakeRow),
+            "condition_id",
+            stored.condition.condition_id,
+            "stored_json",
+            stored.model_dump_json(),
+        )
+
+    def put_wake_registration(self, idempotency_key: str, registration: WakeRegistration) -> None:
+        self._put(
+            table_of(WakeRegistrationRow),
+            "idempotency_key",
+            idempotency_key,
+            "registration_json",
+            registration.model_dump_json(),
+        )
+
+    # look-ups
+
+    def member(self, run_id: str) -> AgentPoolMember | None:
+        """The current member with this run id."""
+        json = self._get(
+            MemberRow.member_json, MemberRow.pool_id == self.pool_id, MemberRow.run_id == run_id
+        )
+        return None if json is None else AgentPoolMember.model_validate_json(json)
+
+    def message_receipt(self, idempotency_key: str) -> MessageReceipt | None:
+        """The latest receipt under a message idempotency key."""
+        json = self._get(
+            MessageReceiptRow.receipt_json,
+            MessageReceiptRow.pool_id == self.pool_id,
+            MessageReceiptRow.idempotency_key == idempotency_key,
+        )
+        return None if json is None else MessageReceipt.model_validate_json(json)
+
+    def wake_registration(self, idempotency_key: str) -> WakeRegistration | None:
+        """The latest registration under a wake idempotency key."""
+        json = self._get(
+            WakeRegistrationRow.registration_json,
+            WakeRegistrationRow.pool_id == self.pool_id,
+            WakeRegistrationRow.idempotency_key == idempotency_key,
+        )
+        return None if json is None else WakeRegistration.model_validate_json(json)
+
+    def wake(self, condition_id: str) -> AgentPoolStoredWake | None:
+        """The latest stored wake of a condition."""
+        json = self._get(
+            WakeRow.stored_json,
+            WakeRow.pool_id == self.pool_id,
+            WakeRow.condition_id == condition_id,
+        )
+        return None if json is None else AgentPoolStoredWake.model_validate_json(json)
+
+    def load_state(self, head: PoolHead) -> PoolState:
+        """The pool's current state (members, messages, wakes), for a snapshot."""
+        state = PoolState(
+            config=None
+            if head.config_json is None
+            else AgentPoolStoreConfig.model_validate_json(head.config_json),
+            created=head.created,
+            last_sequence=head.projected_seq,
+        )
+        for (json,) in self.session.execute(
+            select(MemberRow.member_json).where(MemberRow.pool_id == self.pool_id)
+        ):
+            state.put_member(AgentPoolMember.model_validate_json(json))
+        for (json,) in self.session.execute(
+            select(MessageRow.stored_json).where(MessageRow.pool_id == self.pool_id)
+        ):
+            state.put_message(AgentPoolStoredMessage.model_validate_json(json))
+        for (json,) in self.session.execute(
+            select(WakeRow.stored_json).where(WakeRow.pool_id == self.pool_id)
+        ):
+            state.put_wake(AgentPoolStoredWake.model_validate_json(json))
+        return state
+
+    def clear(self) -> None:
+        """Delete every projection row of the pool (before a rebuild)."""
+        for table in PROJECTION_TABLES:
+            self.session.execute(delete(table).where(table.c.pool_id == self.pool_id))

@@ -1,0 +1,130 @@
+"""Declarative SQLAlchemy models: the two tables shared with the reference, and our own.
+
+``agent_pool_records`` and ``agent_pool_event_seq`` keep the reference's names and columns
+(``seq`` is BIGINT on PostgreSQL, INTEGER on SQLite; ``payload_json`` is TEXT so the bytes
+are kept exactly). Every other table is ours, named ``agent_pool_store_*``: a row per pool
+with the projection watermark, and projections that make every look-up one index read.
+Projection rows hold wire JSON and the sequence of the record that last wrote them.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from sqlalchemy import BigInteger, Boolean, Integer, MetaData, Table, Text, false, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Sequence = BigInteger().with_variant(Integer(), "sqlite")
+"""A record sequence: BIGINT, but INTEGER on SQLite as in the reference schema."""
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the naming convention used by the migrations."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class RecordRow(Base):
+    """One record of a pool's log (the reference's table)."""
+
+    __tablename__ = "agent_pool_records"
+
+    pool_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    seq: Mapped[int] = mapped_column(Sequence, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(Text)
+    payload_json: Mapped[str] = mapped_column(Text)
+
+
+class EventSequenceRow(Base):
+    """The last event sequence handed out per pool (the reference's table)."""
+
+    __tablename__ = "agent_pool_event_seq"
+
+    pool_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    seq: Mapped[int] = mapped_column(Sequence)
+
+
+class PoolRow(Base):
+    """Per pool: config, created flag and the sequence up to which projections are current."""
+
+    __tablename__ = "agent_pool_store_pools"
+
+    pool_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    config_json: Mapped[str | None] = mapped_column(Text)
+    created: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    projected_seq: Mapped[int] = mapped_column(Sequence, server_default=text("0"))
+
+
+class MemberRow(Base):
+    """A current member (with its topics, in the member's JSON)."""
+
+    __tablename__ = "agent_pool_store_members"
+
+    pool_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    run_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    member_json: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(Sequence)
+
+
+class MessageRow(Base):
+    """The latest stored message per message id."""
+
+    __tablename__ = "agent_pool_store_messages"
+
+    pool_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    message_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    stored_json: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(Sequence)
+
+
+class MessageReceiptRow(Base):
+    """The latest receipt per message idempotency key."""
+
+    __tablename__ = "agent_pool_store_message_receipts"
+
+    pool_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    receipt_json: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(Sequence)
+
+
+class WakeRow(Base):
+    """The latest stored wake per condition id."""
+
+    __tablename__ = "agent_pool_store_wakes"
+
+    pool_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    condition_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    stored_json: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(Sequence)
+
+
+class WakeRegistrationRow(Base):
+    """The latest registration per wake idempotency key."""
+
+    __tablename__ = "agent_pool_store_wake_registrations"
+
+    pool_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    registration_json: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(Sequence)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a mapped class."""
+    return cast(Table, model.__table__)
+
+
+PROJECTION_TABLES = tuple(
+    table_of(model)
+    for model in (MemberRow, MessageRow, MessageReceiptRow, WakeRow, WakeRegistrationRow)
+)
+"""Tables derived from the record log (rebuildable)."""

@@ -1,0 +1,240 @@
+"""``SqlAgentPoolStore``: the contract persisted with SQLAlchemy, and ``open_store``."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import Engine, exc
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import sessionmaker
+
+from agent_pool_store.domain import (
+    AgentPoolMember,
+    AgentPoolSnapshot,
+    AgentPoolStoreConfig,
+    AgentPoolStoreCursor,
+    AgentPoolStoredWake,
+    AgentPoolStoreRecord,
+    AgentPoolStoreRecordPayload,
+    MessageReceipt,
+    WakeRegistration,
+    apply_payload,
+)
+from agent_pool_store.errors import AgentError
+from agent_pool_store.operations import PoolStoreOperations, PoolUnit
+from agent_pool_store.sql.engine import (
+    DEFAULT_URL,
+    EngineSettings,
+    SqliteSynchronous,
+    build_engine,
+    safe_url,
+)
+from agent_pool_store.sql.errors import is_transient, timeout_error, translate
+from agent_pool_store.sql.repositories import PoolHead, parse_payload
+from agent_pool_store.sql.unit_of_work import SqlUnitOfWork
+
+T = TypeVar("T")
+
+CATCH_UP_BATCH = 1000
+"""Records applied per statement batch when catching up with a foreign writer."""
+
+
+class _CatchUpNeededError(Exception):
+    """A read found records its projections have not applied yet."""
+
+
+class SqlPoolUnit:
+    """One pool inside one SQL unit of work (see :class:`~agent_pool_store.operations.PoolUnit`)."""
+
+    def __init__(self, uow: SqlUnitOfWork, pool_id: str, head: PoolHead) -> None:
+        self.uow = uow
+        self.pool_id = pool_id
+        self.head = head
+        self.projections = uow.projections(pool_id)
+        self._config: AgentPoolStoreConfig | None = None
+
+    def _refresh(self) -> None:
+        head = self.uow.pools.head(self.pool_id, lock=False)
+        assert head is not None
+        self.head = head
+        self._config = None
+
+    def config(self) -> AgentPoolStoreConfig | None:
+        if self._config is None and self.head.config_json is not None:
+            self._config = AgentPoolStoreConfig.model_validate_json(self.head.config_json)
+        return self._config
+
+    def snapshot(self) -> AgentPoolSnapshot:
+        return self.projections.load_state(self.head).snapshot(self.pool_id)
+
+    def member(self, run_id: str) -> AgentPoolMember | None:
+        return self.projections.member(run_id)
+
+    def message_receipt(self, idempotency_key: str) -> MessageReceipt | None:
+        return self.projections.message_receipt(idempotency_key)
+
+    def wake_registration(self, idempotency_key: str) -> WakeRegistration | None:
+        return self.projections.wake_registration(idempotency_key)
+
+    def wake(self, condition_id: str) -> AgentPoolStoredWake | None:
+        return self.projections.wake(condition_id)
+
+    def append(self, payload: AgentPoolStoreRecordPayload) -> AgentPoolStoreCursor:
+        seq = self.head.projected_seq + 1
+        self.uow.records.append(self.pool_id, seq, payload)
+        apply_payload(self.projections.at(seq), payload)
+        self.uow.pools.update(self.pool_id, projected_seq=seq)
+        self._refresh()
+        return AgentPoolStoreCursor(sequence=seq)
+
+    def next_event_sequence(self) -> int:
+        return self.uow.event_sequences.next(self.pool_id)
+
+    def records_after(self, sequence: int, limit: int) -> list[AgentPoolStoreRecord]:
+        return [
+            AgentPoolStoreRecord(
+                pool_id=self.pool_id,
+                cursor=AgentPoolStoreCursor(sequence=seq),
+                payload=parse_payload(self.pool_id, seq, payload_json),
+            )
+            for seq, payload_json in self.uow.records.rows_after(self.pool_id, sequence, limit)
+        ]
+
+
+class SqlAgentPoolStore(PoolStoreOperations):
+    """The store contract on SQLite or PostgreSQL; build one with :func:`open_store`.
+
+    Every operation is one unit of work. Writes take the pool's write lock (SQLite
+    ``BEGIN IMMEDIATE``; PostgreSQL the pool's row ``FOR UPDATE``), so "sequence = last + 1,
+    append, update projections" is atomic and each pool's commit order is its sequence
+    order. Look-ups and snapshots read projections. Records another implementation appended
+    are applied to the projections (catch-up) before the pool is served.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        settings: EngineSettings | None = None,
+        owns_engine: bool = False,
+    ) -> None:
+        self.settings = settings or EngineSettings()
+        self.engine = build_engine(engine, self.settings) if settings is None else engine
+        self.label = self.engine.dialect.name
+        self._owns_engine = owns_engine
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def __repr__(self) -> str:
+        return f"SqlAgentPoolStore({safe_url(self.engine.url)!r})"
+
+    @property
+    def url(self) -> URL:
+        """The database URL (render it with ``hide_password=True`` before showing it)."""
+        return self.engine.url
+
+    def close(self) -> None:
+        """Release the connection pool if this store created the engine."""
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def __enter__(self) -> SqlAgentPoolStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- units of work ---------------------------------------------------------------------
+
+    def _execute(self, pool_id: str, *, write: bool, work: Callable[[PoolUnit], T]) -> T:
+        deadline = time.monotonic() + self.settings.lock_timeout
+        attempt = 0
+        while True:
+            try:
+                with SqlUnitOfWork(self._sessions, write=write) as uow:
+                    result = work(self._prepare(uow, pool_id))
+                    uow.commit()
+                    return result
+            except _CatchUpNeededError:
+                write = True
+            except exc.DBAPIError as error:
+                if not is_transient(error):
+                    raise translate(error, f"{self.label} agent pool store") from None
+                if time.monotonic() >= deadline:
+                    raise timeout_error(
+                        f"{self.label} agent pool store", self.settings.lock_timeout
+                    ) from None
+                time.sleep(min(0.2, 0.005 * 2**attempt) * random.uniform(0.5, 1.5))
+                attempt += 1
+            except exc.SQLAlchemyError as error:
+                raise translate(error, f"{self.label} agent pool store") from None
+
+    def _prepare(self, uow: SqlUnitOfWork, pool_id: str) -> SqlPoolUnit:
+        head = uow.pools.head(pool_id, lock=uow.write)
+        if head is None:
+            if not uow.write:
+                if uow.records.last_seq(pool_id):
+                    raise _CatchUpNeededError
+                return SqlPoolUnit(uow, pool_id, PoolHead(False, None, False, 0, 0))
+            uow.pools.create(pool_id)
+            head = uow.pools.head(pool_id, lock=True)
+            assert head is not None
+        if head.behind:
+            if not uow.write:
+                raise _CatchUpNeededError
+            head = self._catch_up(uow, pool_id, head)
+        return SqlPoolUnit(uow, pool_id, head)
+
+    def _catch_up(self, uow: SqlUnitOfWork, pool_id: str, head: PoolHead) -> PoolHead:
+        projections = uow.projections(pool_id)
+        seq = head.projected_seq
+        while True:
+            rows = uow.records.rows_after(pool_id, seq, CATCH_UP_BATCH)
+            for row_seq, payload_json in rows:
+                apply_payload(
+                    projections.at(row_seq), parse_payload(pool_id, row_seq, payload_json)
+                )
+                seq = row_seq
+            if len(rows) < CATCH_UP_BATCH:
+                break
+        uow.pools.update(pool_id, projected_seq=seq)
+        caught_up = uow.pools.head(pool_id, lock=False)
+        assert caught_up is not None
+        return caught_up
+
+
+def open_store(
+    url_or_engine: str | URL | Engine = DEFAULT_URL,
+    *,
+    lock_timeout: float = 10.0,
+    sqlite_synchronous: SqliteSynchronous = "FULL",
+    auto_upgrade: bool | None = None,
+) -> SqlAgentPoolStore:
+    """Open the SQL store on a database URL or an existing engine.
+
+    SQLite (the default, ``sqlite:///agent-pool.sqlite``) is upgraded to the latest schema
+    automatically; other dialects must already be at the latest migration (run
+    ``alembic upgrade head`` or :func:`agent_pool_store.migrations.upgrade`) unless
+    ``auto_upgrade=True``. Waits for another writer are bounded by ``lock_timeout`` seconds.
+    """
+    from agent_pool_store import migrations  # noqa: PLC0415 - migrations import this module
+
+    settings = EngineSettings(lock_timeout=lock_timeout, sqlite_synchronous=sqlite_synchronous)
+    owns_engine = not isinstance(url_or_engine, Engine)
+    engine = build_engine(url_or_engine, settings)
+    try:
+        if auto_upgrade if auto_upgrade is not None else engine.dialect.name == "sqlite":
+            migrations.upgrade(engine)
+        else:
+            migrations.require_head(engine)
+    except exc.SQLAlchemyError as error:
+        if owns_engine:
+            engine.dispose()
+        raise translate(error, f"opening {safe_url(engine.url)}") from None
+    except AgentError:
+        if owns_engine:
+            engine.dispose()
+        raise
+    return SqlAgentPoolStore(engine, settings=settings, owns_engine=owns_engine)
