@@ -233,7 +233,6 @@ class PoolStoreOperations(ABC):
             batch = self._execute(
                 pool_id, write=False, work=functools.partial(_records_after, sequence=after)
             )
-            )
             yield from batch
             if len(batch) < WATCH_BATCH:
                 return
