@@ -1,11 +1,13 @@
 """The main job: a short, realistic pool scenario, then the snapshot and the record stream.
 
-Run with ``make run`` (or ``python -m agent_pool_store.demo [URL]``). Each run plays one more
-round in the same pool, so running it again continues the pool instead of failing.
+Run with ``make run`` (or ``python -m agent_pool_store.demo [URL]``). The database is the URL
+given, else ``AGENT_POOL_STORE_URL``, else the embedded default ``sqlite:///agent-pool.sqlite``.
+Each run plays one more round in the same pool, so running it again continues the pool.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from agent_pool_store.contract import AgentPoolStore
@@ -24,8 +26,9 @@ from agent_pool_store.domain import (
     WakeRegistration,
     WakeRegistrationStatus,
 )
-from agent_pool_store.memory import InMemoryAgentPoolStore
+from agent_pool_store.errors import AgentError, AgentErrorKind
 from agent_pool_store.render import records_text, snapshot_text
+from agent_pool_store.sql import DEFAULT_URL, open_store
 
 POOL_ID = "pool.demo.newsroom"
 
@@ -119,18 +122,36 @@ def play_round(store: AgentPoolStore) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Play a round and print the snapshot and the record stream."""
-    del argv
-    store = InMemoryAgentPoolStore()
-    for line in play_round(store):
-        print(line)
-    print()
-    print(snapshot_text(store.snapshot(POOL_ID)))
-    print()
-    print("records:")
-    print(records_text(store.watch(POOL_ID)))
+    """Play a round on the store at the given URL; print the snapshot and this round's records."""
+    args = sys.argv[1:] if argv is None else argv
+    url = args[0] if args else os.environ.get("AGENT_POOL_STORE_URL", DEFAULT_URL)
+    try:
+        with open_store(url) as store:
+            earlier = _last_sequence(store)
+            print(f"store: {store!r}")
+            for line in play_round(store):
+                print(line)
+            print()
+            print(snapshot_text(store.snapshot(POOL_ID)))
+            print()
+            print(f"records of this round ({earlier} earlier records not shown):")
+            print(records_text(store.watch(POOL_ID, earlier)))
+    except AgentError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
+def _last_sequence(store: AgentPoolStore) -> int:
+    """The pool's last cursor before this round (0 before the first run)."""
+    try:
+        cursor = store.snapshot(POOL_ID).cursor
+    except AgentError as error:
+        if error.kind is not AgentErrorKind.HOST_CONFIGURATION_NEEDED:
+            raise
+        return 0
+    return cursor.sequence if cursor else 0
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())
