@@ -55,20 +55,23 @@ class SqlPoolUnit:
         self.head = head
         self.projections = uow.projections(pool_id)
         self._config: AgentPoolStoreConfig | None = None
+        self._stale = False
 
-    def _refresh(self) -> None:
-        head = self.uow.pools.head(self.pool_id, lock=False)
-        assert head is not None
-        self.head = head
-        self._config = None
+    def _current(self) -> PoolHead:
+        """The pool's head, re-read if an append may have changed config or created."""
+        if self._stale:
+            head = self.uow.pools.head(self.pool_id, lock=False)
+            assert head is not None
+            self.head, self._config, self._stale = head, None, False
+        return self.head
 
     def config(self) -> AgentPoolStoreConfig | None:
-        if self._config is None and self.head.config_json is not None:
+        if self._current().config_json is not None and self._config is None:
             self._config = AgentPoolStoreConfig.model_validate_json(self.head.config_json)
         return self._config
 
     def snapshot(self) -> AgentPoolSnapshot:
-        return self.projections.load_state(self.head).snapshot(self.pool_id)
+        return self.projections.load_state(self._current()).snapshot(self.pool_id)
 
     def member(self, run_id: str) -> AgentPoolMember | None:
         return self.projections.member(run_id)
@@ -87,7 +90,8 @@ class SqlPoolUnit:
         self.uow.records.append(self.pool_id, seq, payload)
         apply_payload(self.projections.at(seq), payload)
         self.uow.pools.update(self.pool_id, projected_seq=seq)
-        self._refresh()
+        self.head = PoolHead(True, self.head.config_json, self.head.created, seq, seq)
+        self._stale = True
         return AgentPoolStoreCursor(sequence=seq)
 
     def next_event_sequence(self) -> int:
@@ -122,7 +126,7 @@ class SqlAgentPoolStore(PoolStoreOperations):
         owns_engine: bool = False,
     ) -> None:
         self.settings = settings or EngineSettings()
-        self.engine = build_engine(engine, self.settings) if settings is None else engine
+        self.engine = build_engine(engine, self.settings)
         self.label = self.engine.dialect.name
         self._owns_engine = owns_engine
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
