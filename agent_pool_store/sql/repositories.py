@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
-from pydantic import ValidationError
-from sqlalchemy import Table, delete, func, select, update
-from sqlalchemy.orm import Session
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Column, Table, delete, func, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from agent_pool_store.domain import (
     RECORD_PAYLOAD,
@@ -38,6 +39,13 @@ from agent_pool_store.sql.schema import (
     table_of,
 )
 from agent_pool_store.sql.upsert import insert_ignore_statement, upsert_statement
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _column(attribute: InstrumentedAttribute[str]) -> Column[str]:
+    """The Core column behind a mapped attribute."""
+    return cast("Column[str]", attribute.expression)
 
 
 def parse_payload(pool_id: str, seq: int, payload_json: str) -> AgentPoolStoreRecordPayload:
@@ -180,8 +188,14 @@ class ProjectionRepository:
             )
         )
 
-    def _get(self, column: object, *where: object) -> str | None:
-        return self.session.execute(select(column).where(*where)).scalar_one_or_none()  # type: ignore[call-overload]
+    def _get(self, json_column: Column[str], key: str, model: type[M]) -> M | None:
+        """The model in ``json_column`` of the row keyed by this pool and ``key``."""
+        table = json_column.table
+        key_column = next(c for c in table.primary_key.columns if c.name != "pool_id")
+        json = self.session.execute(
+            select(json_column).where(table.c.pool_id == self.pool_id, key_column == key)
+        ).scalar_one_or_none()
+        return None if json is None else model.model_validate_json(json)
 
     # ProjectionSink
 
@@ -241,37 +255,21 @@ class ProjectionRepository:
 
     def member(self, run_id: str) -> AgentPoolMember | None:
         """The current member with this run id."""
-        json = self._get(
-            MemberRow.member_json, MemberRow.pool_id == self.pool_id, MemberRow.run_id == run_id
-        )
-        return None if json is None else AgentPoolMember.model_validate_json(json)
+        return self._get(_column(MemberRow.member_json), run_id, AgentPoolMember)
 
     def message_receipt(self, idempotency_key: str) -> MessageReceipt | None:
         """The latest receipt under a message idempotency key."""
-        json = self._get(
-            MessageReceiptRow.receipt_json,
-            MessageReceiptRow.pool_id == self.pool_id,
-            MessageReceiptRow.idempotency_key == idempotency_key,
-        )
-        return None if json is None else MessageReceipt.model_validate_json(json)
+        return self._get(_column(MessageReceiptRow.receipt_json), idempotency_key, MessageReceipt)
 
     def wake_registration(self, idempotency_key: str) -> WakeRegistration | None:
         """The latest registration under a wake idempotency key."""
-        json = self._get(
-            WakeRegistrationRow.registration_json,
-            WakeRegistrationRow.pool_id == self.pool_id,
-            WakeRegistrationRow.idempotency_key == idempotency_key,
+        return self._get(
+            _column(WakeRegistrationRow.registration_json), idempotency_key, WakeRegistration
         )
-        return None if json is None else WakeRegistration.model_validate_json(json)
 
     def wake(self, condition_id: str) -> AgentPoolStoredWake | None:
         """The latest stored wake of a condition."""
-        json = self._get(
-            WakeRow.stored_json,
-            WakeRow.pool_id == self.pool_id,
-            WakeRow.condition_id == condition_id,
-        )
-        return None if json is None else AgentPoolStoredWake.model_validate_json(json)
+        return self._get(_column(WakeRow.stored_json), condition_id, AgentPoolStoredWake)
 
     def load_state(self, head: PoolHead) -> PoolState:
         """The pool's current state (members, messages, wakes), for a snapshot."""

@@ -63,59 +63,60 @@ class PoolRow(Base):
     projected_seq: Mapped[int] = mapped_column(Sequence, server_default=text("0"))
 
 
-class MemberRow(Base):
+class ProjectionColumns:
+    """Columns of every projection table.
+
+    ``pool_id`` comes first in the primary key; ``seq`` is the sequence of the record that
+    last wrote the row.
+    """
+
+    pool_id: Mapped[str] = mapped_column(Text, primary_key=True, sort_order=-1)
+    seq: Mapped[int] = mapped_column(Sequence, sort_order=1)
+
+
+class MemberRow(ProjectionColumns, Base):
     """A current member (with its topics, in the member's JSON)."""
 
     __tablename__ = "agent_pool_store_members"
 
-    pool_id: Mapped[str] = mapped_column(Text, primary_key=True)
     run_id: Mapped[str] = mapped_column(Text, primary_key=True)
     member_json: Mapped[str] = mapped_column(Text)
-    seq: Mapped[int] = mapped_column(Sequence)
 
 
-class MessageRow(Base):
+class MessageRow(ProjectionColumns, Base):
     """The latest stored message per message id."""
 
     __tablename__ = "agent_pool_store_messages"
 
-    pool_id: Mapped[str] = mapped_column(Text, primary_key=True)
     message_id: Mapped[str] = mapped_column(Text, primary_key=True)
     stored_json: Mapped[str] = mapped_column(Text)
-    seq: Mapped[int] = mapped_column(Sequence)
 
 
-class MessageReceiptRow(Base):
+class MessageReceiptRow(ProjectionColumns, Base):
     """The latest receipt per message idempotency key."""
 
     __tablename__ = "agent_pool_store_message_receipts"
 
-    pool_id: Mapped[str] = mapped_column(Text, primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(Text, primary_key=True)
     receipt_json: Mapped[str] = mapped_column(Text)
-    seq: Mapped[int] = mapped_column(Sequence)
 
 
-class WakeRow(Base):
+class WakeRow(ProjectionColumns, Base):
     """The latest stored wake per condition id."""
 
     __tablename__ = "agent_pool_store_wakes"
 
-    pool_id: Mapped[str] = mapped_column(Text, primary_key=True)
     condition_id: Mapped[str] = mapped_column(Text, primary_key=True)
     stored_json: Mapped[str] = mapped_column(Text)
-    seq: Mapped[int] = mapped_column(Sequence)
 
 
-class WakeRegistrationRow(Base):
+class WakeRegistrationRow(ProjectionColumns, Base):
     """The latest registration per wake idempotency key."""
 
     __tablename__ = "agent_pool_store_wake_registrations"
 
-    pool_id: Mapped[str] = mapped_column(Text, primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(Text, primary_key=True)
     registration_json: Mapped[str] = mapped_column(Text)
-    seq: Mapped[int] = mapped_column(Sequence)
 
 
 def table_of(model: type[Base]) -> Table:

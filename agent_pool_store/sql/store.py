@@ -66,8 +66,9 @@ class SqlPoolUnit:
         return self.head
 
     def config(self) -> AgentPoolStoreConfig | None:
-        if self._current().config_json is not None and self._config is None:
-            self._config = AgentPoolStoreConfig.model_validate_json(self.head.config_json)
+        config_json = self._current().config_json
+        if config_json is not None and self._config is None:
+            self._config = AgentPoolStoreConfig.model_validate_json(config_json)
         return self._config
 
     def snapshot(self) -> AgentPoolSnapshot:
