@@ -8,6 +8,8 @@ own transaction handling is turned off so that a write unit can start with
 
 from __future__ import annotations
 
+import sqlite3
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -44,6 +46,24 @@ def safe_url(url: URL) -> str:
 _CONFIGURED: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
+def _enable_wal(cursor: Any, timeout: float) -> None:
+    """Switch the file to WAL (persistent), waiting up to ``timeout`` for other writers.
+
+    SQLite does not apply its busy timeout to the journal-mode switch, so a file that is not
+    in WAL yet would fail at once while another connection writes; retry instead.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _configure_sqlite(engine: Engine, settings: EngineSettings) -> None:
     if engine in _CONFIGURED:
         return
@@ -56,7 +76,7 @@ def _configure_sqlite(engine: Engine, settings: EngineSettings) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cursor, settings.lock_timeout)
             cursor.execute(f"PRAGMA synchronous = {settings.sqlite_synchronous}")
         finally:
             cursor.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from alembic import op
+from alembic import context, op
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -32,7 +32,7 @@ PROJECTIONS = {
 
 
 def upgrade() -> None:
-    existing = sa.inspect(op.get_bind()).get_table_names()
+    existing = [] if context.is_offline_mode() else sa.inspect(op.get_bind()).get_table_names()
     if "agent_pool_records" not in existing:
         op.create_table(
             "agent_pool_records",
