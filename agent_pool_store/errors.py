@@ -100,3 +100,13 @@ class AgentError(Exception):
             RetryClassification.REPAIR_NEEDED,
             f"agent pool {pool_id!r} record seq {seq} cannot be read: {reason}",
         )
+
+    @classmethod
+    def damaged_projection(cls, pool_id: str, area: str, reason: str) -> AgentError:
+        """A projection row of a pool cannot be read; ``rebuild`` repairs it from the log."""
+        return cls(
+            AgentErrorKind.INVALID_STATE_TRANSITION,
+            RetryClassification.REPAIR_NEEDED,
+            f"agent pool {pool_id!r} {area} projection cannot be read ({reason}); "
+            "rebuild the pool's projections from its log",
+        )

@@ -6,7 +6,7 @@ owns the transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
@@ -46,6 +46,16 @@ M = TypeVar("M", bound=BaseModel)
 def _column(attribute: InstrumentedAttribute[str]) -> Column[str]:
     """The Core column behind a mapped attribute."""
     return cast("Column[str]", attribute.expression)
+
+
+def parse_projection(pool_id: str, model: type[M], json: str, area: str) -> M:
+    """A stored projection, or AgentError RepairNeeded naming the pool."""
+    try:
+        return model.model_validate_json(json)
+    except ValidationError as error:
+        details = error.errors()
+        reason = details[0]["msg"] if details else str(error)
+        raise AgentError.damaged_projection(pool_id, area, reason) from None
 
 
 def parse_payload(pool_id: str, seq: int, payload_json: str) -> AgentPoolStoreRecordPayload:
@@ -195,7 +205,7 @@ class ProjectionRepository:
         json = self.session.execute(
             select(json_column).where(table.c.pool_id == self.pool_id, key_column == key)
         ).scalar_one_or_none()
-        return None if json is None else model.model_validate_json(json)
+        return None if json is None else parse_projection(self.pool_id, model, json, table.name)
 
     # ProjectionSink
 
@@ -271,28 +281,44 @@ class ProjectionRepository:
         """The latest stored wake of a condition."""
         return self._get(_column(WakeRow.stored_json), condition_id, AgentPoolStoredWake)
 
+    def _all(self, attribute: InstrumentedAttribute[str], model: type[M]) -> Iterator[M]:
+        column = _column(attribute)
+        rows = self.session.execute(select(column).where(column.table.c.pool_id == self.pool_id))
+        for (json,) in rows:
+            yield parse_projection(self.pool_id, model, json, column.table.name)
+
     def load_state(self, head: PoolHead) -> PoolState:
         """The pool's current state (members, messages, wakes), for a snapshot."""
         state = PoolState(
             config=None
             if head.config_json is None
-            else AgentPoolStoreConfig.model_validate_json(head.config_json),
+            else parse_projection(self.pool_id, AgentPoolStoreConfig, head.config_json, "config"),
             created=head.created,
             last_sequence=head.projected_seq,
         )
-        for (json,) in self.session.execute(
-            select(MemberRow.member_json).where(MemberRow.pool_id == self.pool_id)
-        ):
-            state.put_member(AgentPoolMember.model_validate_json(json))
-        for (json,) in self.session.execute(
-            select(MessageRow.stored_json).where(MessageRow.pool_id == self.pool_id)
-        ):
-            state.put_message(AgentPoolStoredMessage.model_validate_json(json))
-        for (json,) in self.session.execute(
-            select(WakeRow.stored_json).where(WakeRow.pool_id == self.pool_id)
-        ):
-            state.put_wake(AgentPoolStoredWake.model_validate_json(json))
+        for member in self._all(MemberRow.member_json, AgentPoolMember):
+            state.put_member(member)
+        for message in self._all(MessageRow.stored_json, AgentPoolStoredMessage):
+            state.put_message(message)
+        for wake in self._all(WakeRow.stored_json, AgentPoolStoredWake):
+            state.put_wake(wake)
         return state
+
+    def raw(self, head: PoolHead) -> dict[str, dict[str, str]]:
+        """Every projection of the pool as stored: ``{area: {key: json}}`` (for verify)."""
+        areas: dict[str, dict[str, str]] = {
+            "config": {"": head.config_json} if head.config_json is not None else {},
+            "created": {"": "true"} if head.created else {},
+        }
+        for name, table in zip(
+            ("member", "message", "message receipt", "wake", "wake registration"),
+            PROJECTION_TABLES,
+            strict=True,
+        ):
+            key, json = (c for c in table.columns if c.name not in ("pool_id", "seq"))
+            rows = self.session.execute(select(key, json).where(table.c.pool_id == self.pool_id))
+            areas[name] = {row[0]: row[1] for row in rows}
+        return areas
 
     def clear(self) -> None:
         """Delete every projection row of the pool (before a rebuild)."""

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, exc
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import sessionmaker
 
+from agent_pool_store import arguments
 from agent_pool_store.domain import (
     AgentPoolMember,
     AgentPoolSnapshot,
@@ -33,7 +34,8 @@ from agent_pool_store.sql.engine import (
     safe_url,
 )
 from agent_pool_store.sql.errors import is_transient, timeout_error, translate
-from agent_pool_store.sql.repositories import PoolHead, parse_payload
+from agent_pool_store.sql.integrity import VerificationReport, rebuild_pool, verify_pool
+from agent_pool_store.sql.repositories import PoolHead, parse_payload, parse_projection
 from agent_pool_store.sql.unit_of_work import SqlUnitOfWork
 
 T = TypeVar("T")
@@ -68,7 +70,9 @@ class SqlPoolUnit:
     def config(self) -> AgentPoolStoreConfig | None:
         config_json = self._current().config_json
         if config_json is not None and self._config is None:
-            self._config = AgentPoolStoreConfig.model_validate_json(config_json)
+            self._config = parse_projection(
+                self.pool_id, AgentPoolStoreConfig, config_json, "config"
+            )
         return self._config
 
     def snapshot(self) -> AgentPoolSnapshot:
@@ -151,15 +155,61 @@ class SqlAgentPoolStore(PoolStoreOperations):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    # -- integrity -------------------------------------------------------------------------
+
+    def verify(self, pool_id: str | None = None) -> VerificationReport:
+        """Check one pool, or every pool, without changing anything.
+
+        Reports cursor gaps or repeats, unreadable payloads, records not yet applied to the
+        projections, and every projection that differs from a fresh replay of the log.
+        """
+        pools = [arguments.identifier("pool_id", pool_id)] if pool_id is not None else None
+        report = VerificationReport()
+        try:
+            if pools is None:
+                with SqlUnitOfWork(self._sessions, write=False) as uow:
+                    pools = uow.pools.pool_ids()
+            for each in pools:
+                with SqlUnitOfWork(self._sessions, write=False, consistent=True) as uow:
+                    count, differences = verify_pool(uow, each)
+                report.pools.append(each)
+                report.records += count
+                report.differences.extend(differences)
+        except exc.SQLAlchemyError as error:
+            raise translate(error, f"{self.label} agent pool store verify") from None
+        return report
+
+    def rebuild(self, pool_id: str) -> int:
+        """Recompute a pool's projections from its log; return the records applied.
+
+        Fails with RepairNeeded, changing nothing, if a record of the pool cannot be read.
+        """
+        pool_id = arguments.identifier("pool_id", pool_id)
+
+        def work(unit: PoolUnit) -> int:
+            assert isinstance(unit, SqlPoolUnit)
+            rebuild_pool(unit.uow, pool_id)
+            head = self._catch_up(unit.uow, pool_id, PoolHead(True, None, False, 0, 0))
+            return head.projected_seq
+
+        return self._execute(pool_id, write=True, work=work, catch_up=False)
+
     # -- units of work ---------------------------------------------------------------------
 
-    def _execute(self, pool_id: str, *, write: bool, work: Callable[[PoolUnit], T]) -> T:
+    def _execute(
+        self,
+        pool_id: str,
+        *,
+        write: bool,
+        work: Callable[[PoolUnit], T],
+        catch_up: bool = True,
+    ) -> T:
         deadline = time.monotonic() + self.settings.lock_timeout
         attempt = 0
         while True:
             try:
                 with SqlUnitOfWork(self._sessions, write=write) as uow:
-                    result = work(self._prepare(uow, pool_id))
+                    result = work(self._prepare(uow, pool_id, catch_up=catch_up))
                     uow.commit()
                     return result
             except _CatchUpNeededError:
@@ -176,7 +226,7 @@ class SqlAgentPoolStore(PoolStoreOperations):
             except exc.SQLAlchemyError as error:
                 raise translate(error, f"{self.label} agent pool store") from None
 
-    def _prepare(self, uow: SqlUnitOfWork, pool_id: str) -> SqlPoolUnit:
+    def _prepare(self, uow: SqlUnitOfWork, pool_id: str, *, catch_up: bool) -> SqlPoolUnit:
         head = uow.pools.head(pool_id, lock=uow.write)
         if head is None:
             if not uow.write:
@@ -186,7 +236,7 @@ class SqlAgentPoolStore(PoolStoreOperations):
             uow.pools.create(pool_id)
             head = uow.pools.head(pool_id, lock=True)
             assert head is not None
-        if head.behind:
+        if head.behind and catch_up:
             if not uow.write:
                 raise _CatchUpNeededError
             head = self._catch_up(uow, pool_id, head)

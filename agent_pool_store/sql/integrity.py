@@ -1,0 +1,135 @@
+"""Integrity checks and repair.
+
+``verify`` compares projections with a fresh replay of the log; ``rebuild`` recomputes a
+pool's projections from its log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from agent_pool_store.domain import PoolState
+from agent_pool_store.errors import AgentError
+from agent_pool_store.sql.repositories import parse_payload
+from agent_pool_store.sql.unit_of_work import SqlUnitOfWork
+
+VERIFY_BATCH = 1000
+"""Records read per statement while verifying."""
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One problem found by :meth:`SqlAgentPoolStore.verify`."""
+
+    pool_id: str
+    check: str
+    """``cursor`` (gap or repeat), ``payload`` (unreadable record), ``pending`` (records past
+    the projection watermark), or ``projection`` (a projection differs from the replay)."""
+    detail: str
+    seq: int | None = None
+
+    def __str__(self) -> str:
+        where = f" seq {self.seq}" if self.seq is not None else ""
+        return f"{self.pool_id}{where}: {self.check}: {self.detail}"
+
+
+@dataclass
+class VerificationReport:
+    """What :meth:`SqlAgentPoolStore.verify` checked and every difference it found."""
+
+    pools: list[str] = field(default_factory=list)
+    records: int = 0
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing was found."""
+        return not self.differences
+
+    def __str__(self) -> str:
+        head = (
+            f"verified {len(self.pools)} pool(s), {self.records} record(s): "
+            f"{'ok' if self.ok else f'{len(self.differences)} difference(s)'}"
+        )
+        return "\n".join([head, *(f"  {difference}" for difference in self.differences)])
+
+
+def _compare(
+    pool_id: str, name: str, expected: dict[str, str], actual: dict[str, str]
+) -> list[Difference]:
+    differences = []
+    for key in sorted(expected.keys() | actual.keys()):
+        want, have = expected.get(key), actual.get(key)
+        if want == have:
+            continue
+        if have is None:
+            detail = f"{name} {key!r} missing from the projection"
+        elif want is None:
+            detail = f"{name} {key!r} in the projection but not in the log"
+        else:
+            detail = f"{name} {key!r} differs from the log: projection {have} != replay {want}"
+        differences.append(Difference(pool_id, "projection", detail))
+    return differences
+
+
+def verify_pool(uow: SqlUnitOfWork, pool_id: str) -> tuple[int, list[Difference]]:
+    """Check one pool: contiguous cursors, readable payloads, projections equal a replay."""
+    head = uow.pools.head(pool_id, lock=False)
+    watermark = head.projected_seq if head else 0
+    differences: list[Difference] = []
+    state = PoolState()
+    expected_seq, count, after = 1, 0, 0
+    while True:
+        rows = uow.records.rows_after(pool_id, after, VERIFY_BATCH)
+        for seq, payload_json in rows:
+            count += 1
+            if seq != expected_seq:
+                differences.append(
+                    Difference(pool_id, "cursor", f"expected seq {expected_seq}, found {seq}", seq)
+                )
+            expected_seq = seq + 1
+            try:
+                payload = parse_payload(pool_id, seq, payload_json)
+            except AgentError as error:
+                differences.append(Difference(pool_id, "payload", error.message, seq))
+                continue
+            if seq <= watermark:
+                state.apply(seq, payload)
+        if len(rows) < VERIFY_BATCH:
+            break
+        after = rows[-1][0]
+    last = expected_seq - 1
+    if last > watermark:
+        differences.append(
+            Difference(
+                pool_id,
+                "pending",
+                f"records {watermark + 1}..{last} are not in the projections yet "
+                "(appended by another writer; the next operation or rebuild applies them)",
+            )
+        )
+    if head is None:
+        return count, differences
+    if watermark > last:
+        differences.append(
+            Difference(pool_id, "projection", f"watermark {watermark} is past the log's end {last}")
+        )
+    projection = uow.projections(pool_id).raw(head)
+    replay = {
+        "config": {"": state.config.model_dump_json()} if state.config else {},
+        "created": {"": "true"} if state.created else {},
+        "member": {k: v.model_dump_json() for k, v in state.members.items()},
+        "message": {k: v.model_dump_json() for k, v in state.messages.items()},
+        "message receipt": {k: v.model_dump_json() for k, v in state.message_receipts.items()},
+        "wake": {k: v.model_dump_json() for k, v in state.wakes.items()},
+        "wake registration": {k: v.model_dump_json() for k, v in state.wake_registrations.items()},
+    }
+    for name, expected in replay.items():
+        differences.extend(_compare(pool_id, name, expected, projection[name]))
+    return count, differences
+
+
+def rebuild_pool(uow: SqlUnitOfWork, pool_id: str) -> None:
+    """Forget the pool's projections and watermark (the caller then catches up from 0)."""
+    uow.projections(pool_id).clear()
+    uow.pools.update(pool_id, config_json=None, created=False, projected_seq=0)
