@@ -14,6 +14,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,8 +100,11 @@ class ForeignWriter:
 
     def __init__(self, database: Database) -> None:
         self.dialect = database.dialect
+        self.conflicts = 0
         if self.dialect == "sqlite":
-            self.sqlite = sqlite3.connect(database.raw_target, timeout=10, isolation_level=None)
+            self.sqlite = sqlite3.connect(
+                database.raw_target, timeout=10, isolation_level=None, check_same_thread=False
+            )
         else:
             self.pg = psycopg.connect(database.raw_target)
 
@@ -129,19 +134,24 @@ class ForeignWriter:
                 raise
             self.sqlite.execute("COMMIT")
             return int(seq)
-        with self.pg.transaction():
-            row = self.pg.execute(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM agent_pool_records WHERE pool_id = %s",
-                (pool_id,),
-            ).fetchone()
-            assert row is not None
-            seq = row[0]
-            self.pg.execute(
-                "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json)"
-                " VALUES (%s, %s, %s, %s)",
-                (pool_id, seq, kind, payload_json),
-            )
-        return int(seq)
+        while True:
+            try:
+                with self.pg.transaction():
+                    row = self.pg.execute(
+                        "SELECT COALESCE(MAX(seq), 0) + 1 FROM agent_pool_records"
+                        " WHERE pool_id = %s",
+                        (pool_id,),
+                    ).fetchone()
+                    assert row is not None
+                    seq = row[0]
+                    self.pg.execute(
+                        "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json)"
+                        " VALUES (%s, %s, %s, %s)",
+                        (pool_id, seq, kind, payload_json),
+                    )
+                return int(seq)
+            except psycopg.errors.UniqueViolation:
+                self.conflicts += 1  # a concurrent writer took that seq: read MAX again
 
     def next_event_sequence(self, pool_id: str) -> int:
         """Advance the pool's counter in ``agent_pool_event_seq`` as the reference does."""
@@ -731,3 +741,69 @@ def test_foreign_brand_new_pool_then_store_reopens_with_conflicting_config(
     assert caught.value.message.endswith("config conflicts with existing pool")
     assert sequences(store, FOREIGN_POOL) == [1]
     assert store.open_pool(FOREIGN_POOL, FOREIGN_CONFIG).cursor == AgentPoolStoreCursor(sequence=1)
+
+
+def test_foreign_writer_racing_the_store(database: Database) -> None:
+    """Concurrent appends by the store and a foreign writer: no error, one contiguous log."""
+    writer = database.foreign()
+    store = database.open()
+    store.open_pool(POOL, ConfigFactory())
+    count = 40
+    failures: list[BaseException] = []
+
+    def foreign() -> None:
+        try:
+            for index in range(count):
+                member = AgentPoolMember(run_id=f"run.foreign.{index}", agent_id="agent.f")
+                writer.append(POOL, MemberJoined(member=member))
+        except BaseException as error:  # pragma: no cover - reported below
+            failures.append(error)
+
+    thread = threading.Thread(target=foreign)
+    thread.start()
+    cursors = []
+    for index in range(count):
+        member = AgentPoolMember(run_id=f"run.store.{index}", agent_id="agent.s")
+        cursors.append(store.join_member(POOL, member).sequence)
+        if index % 4 == 0:
+            store.snapshot(POOL)
+    thread.join()
+    assert failures == []
+    assert cursors == sorted(cursors)
+    assert len(store.snapshot(POOL).members) == 2 * count
+    assert_matches_rows(store, writer, POOL)
+    assert store.leave_member(POOL, "run.foreign.0")[1].sequence == 2 * count + 2
+
+
+def test_snapshot_is_consistent_while_another_object_writes(database: Database) -> None:
+    """A snapshot is the state at its cursor, even while another store object appends."""
+    writer_store, reader_store = database.open(), database.open()
+    writer_store.open_pool(POOL, ConfigFactory())
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            index = 0
+            while not stop.is_set():
+                member = AgentPoolMember(run_id=f"run.{index:05d}", agent_id="agent.w")
+                writer_store.join_member(POOL, member)
+                index += 1
+        except BaseException as error:  # pragma: no cover - reported below
+            failures.append(error)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    torn = []
+    try:
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            snapshot = reader_store.snapshot(POOL)
+            assert snapshot.cursor is not None
+            if len(snapshot.members) != snapshot.cursor.sequence - 1:
+                torn.append((snapshot.cursor.sequence, len(snapshot.members)))
+    finally:
+        stop.set()
+        thread.join()
+    assert failures == []
+    assert torn == [], f"(cursor, member count) of torn snapshots: {torn[:5]}"

@@ -170,7 +170,7 @@ class SqlAgentPoolStore(PoolStoreOperations):
                 with SqlUnitOfWork(self._sessions, write=False) as uow:
                     pools = uow.pools.pool_ids()
             for each in pools:
-                with SqlUnitOfWork(self._sessions, write=False, consistent=True) as uow:
+                with SqlUnitOfWork(self._sessions, write=False) as uow:
                     count, differences = verify_pool(uow, each)
                 report.pools.append(each)
                 report.records += count

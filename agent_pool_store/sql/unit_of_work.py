@@ -19,9 +19,10 @@ class SqlUnitOfWork:
     """A context manager owning a session and its transaction.
 
     A write unit begins with the dialect's write lock (SQLite ``BEGIN IMMEDIATE``); the
-    store then locks the pool's row on PostgreSQL. A ``consistent`` read sees one snapshot
-    for all its statements (SQLite read transactions always do; PostgreSQL uses REPEATABLE
-    READ). Leaving the block without :meth:`commit` rolls everything back.
+    store then locks the pool's row on PostgreSQL. A read unit sees one snapshot for all its
+    statements (a SQLite read transaction always does; on PostgreSQL it runs at REPEATABLE
+    READ), so a snapshot is never torn by a concurrent commit. Leaving the block without
+    :meth:`commit` rolls everything back.
     """
 
     session: Session
@@ -29,18 +30,15 @@ class SqlUnitOfWork:
     pools: PoolRepository
     event_sequences: EventSequenceRepository
 
-    def __init__(
-        self, sessions: sessionmaker[Session], *, write: bool, consistent: bool = False
-    ) -> None:
+    def __init__(self, sessions: sessionmaker[Session], *, write: bool) -> None:
         self._sessions = sessions
         self.write = write
-        self.consistent = consistent
 
     def __enter__(self) -> SqlUnitOfWork:
         self.session = self._sessions()
         try:
             options: dict[str, object] = {WRITE_OPTION: self.write}
-            if self.consistent and self.session.get_bind().dialect.name == "postgresql":
+            if not self.write and self.session.get_bind().dialect.name == "postgresql":
                 options["isolation_level"] = "REPEATABLE READ"  # one snapshot for all reads
             self.session.connection(execution_options=options)
         except BaseException:
