@@ -51,7 +51,7 @@ class WireModel(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _require_wire_fields(cls, data: Any, info: ValidationInfo) -> Any:
-        if info.mode == "json" and cls.wire_required and isinstance(data, dict):
+        if cls.wire_required and info.mode == "json" and isinstance(data, dict):
             missing = [name for name in cls.wire_required if name not in data]
             if missing:
                 raise ValueError(f"missing required field(s): {', '.join(missing)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -10,9 +11,8 @@ MAX_IDENTIFIER_BYTES = 512
 """The largest identifier, in UTF-8 bytes."""
 
 
-def _is_control(char: str) -> bool:
-    code = ord(char)
-    return code <= 0x1F or 0x7F <= code <= 0x9F
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+"""Unicode category Cc: U+0000-U+001F and U+007F-U+009F."""
 
 
 def validate_identifier(value: str) -> str:
@@ -23,13 +23,15 @@ def validate_identifier(value: str) -> str:
     """
     if not value:
         raise ValueError("identifier is empty")
-    encoded = value.encode("utf-8")
-    if len(encoded) > MAX_IDENTIFIER_BYTES:
-        raise ValueError(f"identifier length {len(encoded)} exceeds max {MAX_IDENTIFIER_BYTES}")
-    for index, char in enumerate(value):
-        if _is_control(char):
-            byte_offset = len(value[:index].encode("utf-8"))
-            raise ValueError(f"identifier contains control character at byte {byte_offset}")
+    # a str of at most 128 characters is at most 512 bytes in UTF-8: skip the encoding
+    if len(value) > MAX_IDENTIFIER_BYTES // 4:
+        size = len(value.encode("utf-8"))
+        if size > MAX_IDENTIFIER_BYTES:
+            raise ValueError(f"identifier length {size} exceeds max {MAX_IDENTIFIER_BYTES}")
+    control = _CONTROL.search(value)
+    if control is not None:
+        byte_offset = len(value[: control.start()].encode("utf-8"))
+        raise ValueError(f"identifier contains control character at byte {byte_offset}")
     return value
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Column, Table, delete, func, select, update
+from sqlalchemy import Column, Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from agent_pool_store.domain import (
@@ -38,7 +38,11 @@ from agent_pool_store.sql.schema import (
     WakeRow,
     table_of,
 )
-from agent_pool_store.sql.upsert import insert_ignore_statement, upsert_statement
+from agent_pool_store.sql.upsert import (
+    increment_statement,
+    insert_ignore_statement,
+    upsert_statement,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -46,6 +50,28 @@ M = TypeVar("M", bound=BaseModel)
 def _column(attribute: InstrumentedAttribute[str]) -> Column[str]:
     """The Core column behind a mapped attribute."""
     return cast("Column[str]", attribute.expression)
+
+
+_RECORDS_INSERT = table_of(RecordRow).insert()
+_ROWS_AFTER = (
+    select(RecordRow.seq, RecordRow.payload_json)
+    .where(RecordRow.pool_id == bindparam("pool_id"), RecordRow.seq > bindparam("after"))
+    .order_by(RecordRow.seq)
+    .limit(bindparam("limit"))
+)
+_LOG_SEQ = (
+    select(func.coalesce(func.max(RecordRow.seq), 0))
+    .where(RecordRow.pool_id == bindparam("pool_id"))
+    .scalar_subquery()
+)
+_HEAD = select(PoolRow.config_json, PoolRow.created, PoolRow.projected_seq, _LOG_SEQ).where(
+    PoolRow.pool_id == bindparam("pool_id")
+)
+_HEAD_FOR_UPDATE = _HEAD.with_for_update(of=PoolRow)
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
 
 
 def parse_projection(pool_id: str, model: type[M], json: str, area: str) -> M:
@@ -93,21 +119,18 @@ class RecordRepository:
     def append(self, pool_id: str, seq: int, payload: AgentPoolStoreRecordPayload) -> None:
         """Insert the record at ``seq``."""
         self.session.execute(
-            table_of(RecordRow)
-            .insert()
-            .values(
-                pool_id=pool_id, seq=seq, kind=payload.type, payload_json=payload.model_dump_json()
-            )
+            _RECORDS_INSERT,
+            {
+                "pool_id": pool_id,
+                "seq": seq,
+                "kind": payload.type,
+                "payload_json": payload.model_dump_json(),
+            },
         )
 
     def rows_after(self, pool_id: str, seq: int, limit: int) -> Sequence[tuple[int, str]]:
         """Up to ``limit`` ``(seq, payload_json)`` after ``seq``, in order."""
-        rows = self.session.execute(
-            select(RecordRow.seq, RecordRow.payload_json)
-            .where(RecordRow.pool_id == pool_id, RecordRow.seq > seq)
-            .order_by(RecordRow.seq)
-            .limit(limit)
-        )
+        rows = self.session.execute(_ROWS_AFTER, {"pool_id": pool_id, "after": seq, "limit": limit})
         return [(row.seq, row.payload_json) for row in rows]
 
     def last_seq(self, pool_id: str) -> int:
@@ -125,17 +148,8 @@ class PoolRepository:
 
     def head(self, pool_id: str, *, lock: bool) -> PoolHead | None:
         """The pool's row (locked ``FOR UPDATE`` when asked) and its log's last sequence."""
-        log_seq = (
-            select(func.coalesce(func.max(RecordRow.seq), 0))
-            .where(RecordRow.pool_id == pool_id)
-            .scalar_subquery()
-        )
-        statement = select(
-            PoolRow.config_json, PoolRow.created, PoolRow.projected_seq, log_seq
-        ).where(PoolRow.pool_id == pool_id)
-        if lock:
-            statement = statement.with_for_update(of=PoolRow)
-        row = self.session.execute(statement).one_or_none()
+        statement = _HEAD_FOR_UPDATE if lock else _HEAD
+        row = self.session.execute(statement, {"pool_id": pool_id}).one_or_none()
         if row is None:
             return None
         return PoolHead(True, row[0], bool(row[1]), row[2], row[3])
@@ -143,7 +157,8 @@ class PoolRepository:
     def create(self, pool_id: str) -> None:
         """Insert the pool's row if it does not exist yet."""
         self.session.execute(
-            insert_ignore_statement(self.session, table_of(PoolRow), {"pool_id": pool_id})
+            insert_ignore_statement(_dialect(self.session), table_of(PoolRow)),
+            {"pool_id": pool_id},
         )
 
     def update(self, pool_id: str, **values: object) -> None:
@@ -164,11 +179,8 @@ class EventSequenceRepository:
 
     def next(self, pool_id: str) -> int:
         """Advance the pool's counter and return the new value (1 first)."""
-        table = table_of(EventSequenceRow)
-        statement = upsert_statement(
-            self.session, table, {"pool_id": pool_id, "seq": 1}, set_={"seq": table.c.seq + 1}
-        ).returning(table.c.seq)
-        return int(self.session.execute(statement).scalar_one())
+        statement = increment_statement(_dialect(self.session), table_of(EventSequenceRow), "seq")
+        return int(self.session.execute(statement, {"pool_id": pool_id, "seq": 1}).scalar_one())
 
 
 class ProjectionRepository:
@@ -191,11 +203,8 @@ class ProjectionRepository:
 
     def _put(self, table: Table, key: str, key_value: str, json_column: str, json: str) -> None:
         self.session.execute(
-            upsert_statement(
-                self.session,
-                table,
-                {"pool_id": self.pool_id, key: key_value, json_column: json, "seq": self.seq},
-            )
+            upsert_statement(_dialect(self.session), table),
+            {"pool_id": self.pool_id, key: key_value, json_column: json, "seq": self.seq},
         )
 
     def _get(self, json_column: Column[str], key: str, model: type[M]) -> M | None:

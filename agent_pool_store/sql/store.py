@@ -103,10 +103,11 @@ class SqlPoolUnit:
         return self.uow.event_sequences.next(self.pool_id)
 
     def records_after(self, sequence: int, limit: int) -> list[AgentPoolStoreRecord]:
+        # pool id, sequence and payload are already valid: construct without re-validating
         return [
-            AgentPoolStoreRecord(
+            AgentPoolStoreRecord.model_construct(
                 pool_id=self.pool_id,
-                cursor=AgentPoolStoreCursor(sequence=seq),
+                cursor=AgentPoolStoreCursor.model_construct(sequence=seq),
                 payload=parse_payload(self.pool_id, seq, payload_json),
             )
             for seq, payload_json in self.uow.records.rows_after(self.pool_id, sequence, limit)

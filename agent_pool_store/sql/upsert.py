@@ -1,31 +1,44 @@
-"""``INSERT … ON CONFLICT`` on the primary key, for the dialect of a session."""
+"""``INSERT … ON CONFLICT`` on a table's primary key, built once per dialect and table.
+
+The statements take their values as execution parameters, so SQLAlchemy's compiled cache is
+hit without rebuilding a construct for every call.
+"""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 
 
-def _insert(session: Session, table: Table, values: dict[str, Any]) -> Any:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table).values(values)
+def _insert(dialect: str, table: Table) -> Any:
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-def upsert_statement(
-    session: Session, table: Table, values: dict[str, Any], set_: dict[str, Any] | None = None
-) -> Any:
-    """Insert ``values``, or on a primary-key conflict apply ``set_`` (default: the values)."""
+@functools.cache
+def upsert_statement(dialect: str, table: Table) -> Any:
+    """Insert a row, or on a primary-key conflict overwrite its other columns."""
     keys = [column.name for column in table.primary_key.columns]
-    statement = _insert(session, table, values)
-    if set_ is None:
-        set_ = {name: statement.excluded[name] for name in values if name not in keys}
-    return statement.on_conflict_do_update(index_elements=keys, set_=set_)
+    statement = _insert(dialect, table)
+    return statement.on_conflict_do_update(
+        index_elements=keys,
+        set_={c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys},
+    )
 
 
-def insert_ignore_statement(session: Session, table: Table, values: dict[str, Any]) -> Any:
-    """Insert ``values`` unless a row with the same primary key exists."""
-    return _insert(session, table, values).on_conflict_do_nothing()
+@functools.cache
+def increment_statement(dialect: str, table: Table, column: str) -> Any:
+    """Insert a row, or on a primary-key conflict add 1 to ``column``; returns ``column``."""
+    keys = [c.name for c in table.primary_key.columns]
+    statement = _insert(dialect, table)
+    return statement.on_conflict_do_update(
+        index_elements=keys, set_={column: table.c[column] + 1}
+    ).returning(table.c[column])
+
+
+@functools.cache
+def insert_ignore_statement(dialect: str, table: Table) -> Any:
+    """Insert a row unless one with the same primary key exists."""
+    return _insert(dialect, table).on_conflict_do_nothing()
