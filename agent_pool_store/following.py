@@ -94,6 +94,7 @@ def follow_records(
     try:
         deadline = None if timeout is None else time.monotonic() + timeout
         changed = True  # read once before the first wait
+        last_look = False  # the read after the deadline, for a commit the waiter missed
         while True:
             if stop is not None and stop.is_set():
                 return
@@ -108,11 +109,14 @@ def follow_records(
                         return
                 if got:
                     if timeout is not None:
-                        deadline = time.monotonic() + timeout
+                        deadline, last_look = time.monotonic() + timeout, False
                     continue  # more may have come while the consumer worked
             now = time.monotonic()
             if deadline is not None and now >= deadline:
-                return
+                if last_look:
+                    return
+                changed = last_look = True
+                continue
             seconds = poll_interval if stop is not None else _IDLE_SLICE
             if deadline is not None:
                 seconds = min(seconds, deadline - now)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from agent_pool_store.contract import CursorArg
 from agent_pool_store.domain import (
     AgentPoolMember,
     AgentPoolSnapshot,
@@ -18,6 +19,12 @@ from agent_pool_store.domain import (
     MessageReceipt,
     PoolState,
     WakeRegistration,
+)
+from agent_pool_store.following import (
+    DEFAULT_POLL_INTERVAL,
+    ConditionWaiter,
+    check_follow_arguments,
+    follow_records,
 )
 from agent_pool_store.operations import PoolStoreOperations, PoolUnit
 
@@ -69,6 +76,12 @@ class _MemoryPool:
 class _Backing:
     lock: threading.RLock = field(default_factory=threading.RLock)
     pools: dict[str, _MemoryPool] = field(default_factory=dict)
+    version: int = 0
+    """Bumped, with ``appended`` notified, whenever a record is appended (for ``follow``)."""
+    appended: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.appended = threading.Condition(self.lock)
 
 
 class InMemoryAgentPoolStore(PoolStoreOperations):
@@ -93,10 +106,40 @@ class InMemoryAgentPoolStore(PoolStoreOperations):
     def _execute(self, pool_id: str, *, write: bool, work: Callable[[PoolUnit], T]) -> T:
         with self._backing.lock:
             pool = self._backing.pools.get(pool_id) or _MemoryPool(pool_id)
+            before = len(pool.records)
             result = work(pool)
             if pool.records:
                 self._backing.pools[pool_id] = pool
+            if len(pool.records) != before:
+                self._backing.version += 1
+                self._backing.appended.notify_all()
             return result
+
+    def follow(
+        self,
+        pool_id: str,
+        cursor: CursorArg = None,
+        *,
+        timeout: float | None = None,
+        stop: threading.Event | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> Iterator[AgentPoolStoreRecord]:
+        """Yield the pool's records after ``cursor`` as they are appended, by any handle.
+
+        Same semantics as :meth:`agent_pool_store.SqlAgentPoolStore.follow`; appends wake
+        the follower through a condition variable, ``poll_interval`` only paces the checks
+        of ``stop``.
+        """
+        pool, after = check_follow_arguments(pool_id, cursor, timeout, poll_interval)
+        backing = self._backing
+        return follow_records(
+            lambda sequence: self.watch(pool, sequence),
+            after,
+            lambda: ConditionWaiter(backing.appended, lambda: backing.version),
+            timeout=timeout,
+            stop=stop,
+            poll_interval=poll_interval,
+        )
 
     def close(self) -> None:
         """Nothing to release; present so every store can be closed alike."""

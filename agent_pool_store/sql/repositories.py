@@ -6,9 +6,10 @@ owns the transaction.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Column, Table, bindparam, delete, func, select, update
@@ -70,6 +71,16 @@ _HEAD = select(PoolRow.config_json, PoolRow.created, PoolRow.projected_seq, _LOG
 _HEAD_FOR_UPDATE = _HEAD.with_for_update(of=PoolRow)
 
 
+@functools.cache
+def _lookup_statement(json_column: Column[str]) -> Any:
+    """``SELECT json_column WHERE pool_id = :pool_id AND <key> = :key`` for a projection."""
+    table = json_column.table
+    key_column = next(c for c in table.primary_key.columns if c.name != "pool_id")
+    return select(json_column).where(
+        table.c.pool_id == bindparam("pool_id"), key_column == bindparam("key")
+    )
+
+
 def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
@@ -115,10 +126,11 @@ class RecordRepository:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.connection = session.connection()  # Core execution: no ORM overhead
 
     def append(self, pool_id: str, seq: int, payload: AgentPoolStoreRecordPayload) -> None:
         """Insert the record at ``seq``."""
-        self.session.execute(
+        self.connection.execute(
             _RECORDS_INSERT,
             {
                 "pool_id": pool_id,
@@ -130,12 +142,14 @@ class RecordRepository:
 
     def rows_after(self, pool_id: str, seq: int, limit: int) -> Sequence[tuple[int, str]]:
         """Up to ``limit`` ``(seq, payload_json)`` after ``seq``, in order."""
-        rows = self.session.execute(_ROWS_AFTER, {"pool_id": pool_id, "after": seq, "limit": limit})
+        rows = self.connection.execute(
+            _ROWS_AFTER, {"pool_id": pool_id, "after": seq, "limit": limit}
+        )
         return [(row.seq, row.payload_json) for row in rows]
 
     def last_seq(self, pool_id: str) -> int:
         """The highest sequence in the pool's log (0 when empty)."""
-        return self.session.execute(
+        return self.connection.execute(
             select(func.coalesce(func.max(RecordRow.seq), 0)).where(RecordRow.pool_id == pool_id)
         ).scalar_one()
 
@@ -145,30 +159,31 @@ class PoolRepository:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.connection = session.connection()  # Core execution: no ORM overhead
 
     def head(self, pool_id: str, *, lock: bool) -> PoolHead | None:
         """The pool's row (locked ``FOR UPDATE`` when asked) and its log's last sequence."""
         statement = _HEAD_FOR_UPDATE if lock else _HEAD
-        row = self.session.execute(statement, {"pool_id": pool_id}).one_or_none()
+        row = self.connection.execute(statement, {"pool_id": pool_id}).one_or_none()
         if row is None:
             return None
         return PoolHead(True, row[0], bool(row[1]), row[2], row[3])
 
     def create(self, pool_id: str) -> None:
         """Insert the pool's row if it does not exist yet."""
-        self.session.execute(
+        self.connection.execute(
             insert_ignore_statement(_dialect(self.session), table_of(PoolRow)),
             {"pool_id": pool_id},
         )
 
     def update(self, pool_id: str, **values: object) -> None:
         """Set columns of the pool's row (``projected_seq``, ``config_json``, ``created``)."""
-        self.session.execute(update(PoolRow).where(PoolRow.pool_id == pool_id).values(values))
+        self.connection.execute(update(PoolRow).where(PoolRow.pool_id == pool_id).values(values))
 
     def pool_ids(self) -> list[str]:
         """Every pool id that has records or a pool row, sorted."""
         ids = select(RecordRow.pool_id).union(select(PoolRow.pool_id))
-        return sorted(self.session.execute(ids).scalars())
+        return sorted(self.connection.execute(ids).scalars())
 
 
 class EventSequenceRepository:
@@ -176,11 +191,12 @@ class EventSequenceRepository:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.connection = session.connection()  # Core execution: no ORM overhead
 
     def next(self, pool_id: str) -> int:
         """Advance the pool's counter and return the new value (1 first)."""
         statement = increment_statement(_dialect(self.session), table_of(EventSequenceRow), "seq")
-        return int(self.session.execute(statement, {"pool_id": pool_id, "seq": 1}).scalar_one())
+        return int(self.connection.execute(statement, {"pool_id": pool_id, "seq": 1}).scalar_one())
 
 
 class ProjectionRepository:
@@ -192,6 +208,7 @@ class ProjectionRepository:
 
     def __init__(self, session: Session, pool_id: str) -> None:
         self.session = session
+        self.connection = session.connection()  # Core execution: no ORM overhead
         self.pool_id = pool_id
         self.pools = PoolRepository(session)
         self.seq = 0
@@ -202,19 +219,19 @@ class ProjectionRepository:
         return self
 
     def _put(self, table: Table, key: str, key_value: str, json_column: str, json: str) -> None:
-        self.session.execute(
+        self.connection.execute(
             upsert_statement(_dialect(self.session), table),
             {"pool_id": self.pool_id, key: key_value, json_column: json, "seq": self.seq},
         )
 
     def _get(self, json_column: Column[str], key: str, model: type[M]) -> M | None:
         """The model in ``json_column`` of the row keyed by this pool and ``key``."""
-        table = json_column.table
-        key_column = next(c for c in table.primary_key.columns if c.name != "pool_id")
-        json = self.session.execute(
-            select(json_column).where(table.c.pool_id == self.pool_id, key_column == key)
+        json = self.connection.execute(
+            _lookup_statement(json_column), {"pool_id": self.pool_id, "key": key}
         ).scalar_one_or_none()
-        return None if json is None else parse_projection(self.pool_id, model, json, table.name)
+        if json is None:
+            return None
+        return parse_projection(self.pool_id, model, json, json_column.table.name)
 
     # ProjectionSink
 
@@ -230,7 +247,7 @@ class ProjectionRepository:
         )
 
     def remove_member(self, run_id: str) -> None:
-        self.session.execute(
+        self.connection.execute(
             delete(MemberRow).where(MemberRow.pool_id == self.pool_id, MemberRow.run_id == run_id)
         )
 
@@ -292,7 +309,7 @@ class ProjectionRepository:
 
     def _all(self, attribute: InstrumentedAttribute[str], model: type[M]) -> Iterator[M]:
         column = _column(attribute)
-        rows = self.session.execute(select(column).where(column.table.c.pool_id == self.pool_id))
+        rows = self.connection.execute(select(column).where(column.table.c.pool_id == self.pool_id))
         for (json,) in rows:
             yield parse_projection(self.pool_id, model, json, column.table.name)
 
@@ -325,11 +342,11 @@ class ProjectionRepository:
             strict=True,
         ):
             key, json = (c for c in table.columns if c.name not in ("pool_id", "seq"))
-            rows = self.session.execute(select(key, json).where(table.c.pool_id == self.pool_id))
+            rows = self.connection.execute(select(key, json).where(table.c.pool_id == self.pool_id))
             areas[name] = {row[0]: row[1] for row in rows}
         return areas
 
     def clear(self) -> None:
         """Delete every projection row of the pool (before a rebuild)."""
         for table in PROJECTION_TABLES:
-            self.session.execute(delete(table).where(table.c.pool_id == self.pool_id))
+            self.connection.execute(delete(table).where(table.c.pool_id == self.pool_id))

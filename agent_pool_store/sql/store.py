@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from sqlalchemy import Engine, exc
@@ -12,6 +13,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import sessionmaker
 
 from agent_pool_store import arguments
+from agent_pool_store.contract import CursorArg
 from agent_pool_store.domain import (
     AgentPoolMember,
     AgentPoolSnapshot,
@@ -25,7 +27,9 @@ from agent_pool_store.domain import (
     apply_payload,
 )
 from agent_pool_store.errors import AgentError
+from agent_pool_store.following import DEFAULT_POLL_INTERVAL
 from agent_pool_store.operations import PoolStoreOperations, PoolUnit
+from agent_pool_store.sql import admin
 from agent_pool_store.sql.engine import (
     DEFAULT_URL,
     EngineSettings,
@@ -34,6 +38,7 @@ from agent_pool_store.sql.engine import (
     safe_url,
 )
 from agent_pool_store.sql.errors import is_transient, timeout_error, translate
+from agent_pool_store.sql.follow import follow_pool
 from agent_pool_store.sql.integrity import VerificationReport, rebuild_pool, verify_pool
 from agent_pool_store.sql.repositories import PoolHead, parse_payload, parse_projection
 from agent_pool_store.sql.unit_of_work import SqlUnitOfWork
@@ -194,6 +199,41 @@ class SqlAgentPoolStore(PoolStoreOperations):
             return head.projected_seq
 
         return self._execute(pool_id, write=True, work=work, catch_up=False)
+
+    # -- administration and following (agent_pool_store.sql.admin, .follow) --------------
+
+    def pools(self) -> list[admin.PoolSummary]:
+        """Every pool with its record count, member count, last cursor and created flag.
+
+        Records appended by another implementation are applied (catch-up) and counted. A
+        pool whose log cannot be read is listed with ``problem`` set.
+        """
+        return admin.pool_summaries(self)
+
+    def follow(
+        self,
+        pool_id: str,
+        cursor: CursorArg = None,
+        *,
+        timeout: float | None = None,
+        stop: threading.Event | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> Iterator[AgentPoolStoreRecord]:
+        """Yield the pool's records after ``cursor`` as they commit, from any process.
+
+        The iterator first yields what is already there, then waits for new records
+        (PostgreSQL: ``LISTEN``; SQLite: ``PRAGMA data_version`` polled every
+        ``poll_interval`` seconds) and re-reads with ``watch(pool_id, last_cursor)``, so no
+        record is skipped or repeated. It ends when ``stop`` (a ``threading.Event``) is set
+        (checked every ``poll_interval`` seconds while waiting, and after each record), or
+        when ``timeout`` seconds pass without a new record (counted from the start, then
+        from the last record yielded); with neither it runs until closed. Its dedicated
+        connection is opened when iteration starts and closed when it ends or is closed.
+        Arguments are checked when called.
+        """
+        return follow_pool(
+            self, pool_id, cursor, timeout=timeout, stop=stop, poll_interval=poll_interval
+        )
 
     # -- units of work ---------------------------------------------------------------------
 

@@ -1,0 +1,44 @@
+"""``migrate`` and ``current``: the packaged Alembic migrations."""
+
+from __future__ import annotations
+
+import click
+
+from agent_pool_store import migrations
+from agent_pool_store.cli.context import CliState, pass_state
+
+
+def _show_revisions(state: CliState, current: str | None) -> None:
+    head = migrations.head()
+    output = state.output
+    output.line(f"url: {state.shown_url}")
+    output.line(f"current: {current or 'none'}", style="bold green" if current == head else "bold")
+    output.line(f"head: {head}")
+
+
+@click.command()
+@click.option(
+    "--revision", default="head", show_default=True, help="Revision to upgrade the database to."
+)
+@pass_state
+def migrate(state: CliState, revision: str) -> None:
+    """Upgrade the database schema with the packaged migrations."""
+    before = migrations.current(state.url)
+    with state.output.progress("migrating", None):
+        migrations.upgrade(state.url, revision)
+    after = migrations.current(state.url)
+    if before == after:
+        state.output.note(f"already at revision {after or 'none'}")
+    else:
+        state.output.note(f"upgraded from revision {before or 'none'} to {after}")
+    _show_revisions(state, after)
+
+
+@click.command()
+@pass_state
+def current(state: CliState) -> None:
+    """Show the database's schema revision and the latest one this package ships."""
+    _show_revisions(state, migrations.current(state.url))
+
+
+COMMANDS = (migrate, current)

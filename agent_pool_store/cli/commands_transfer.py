@@ -1,0 +1,118 @@
+"""``export`` and ``import``: record logs as JSON Lines (see ``agent_pool_store.sql.admin``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+
+from agent_pool_store.cli.context import CliState, pass_state
+from agent_pool_store.errors import AgentError
+from agent_pool_store.sql.admin import (
+    count_records,
+    export_records,
+    import_records,
+    validate_pool_id,
+)
+
+
+@click.command(name="export")
+@click.argument("pool", required=False)
+@click.option("--all", "all_pools", is_flag=True, help="Export every pool.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Write to this file (atomically, when complete) instead of stdout.",
+)
+@pass_state
+def export_command(state: CliState, pool: str | None, all_pools: bool, output: Path | None) -> None:
+    """Write the records of POOL (or of --all pools) as JSON Lines.
+
+    One record per line: {"pool_id":…,"seq":…,"payload":…}, the payload exactly as stored.
+    """
+    if (pool is None) == (not all_pools):
+        raise click.UsageError("give either POOL or --all")
+    pool_id = validate_pool_id(pool) if pool is not None else None
+    with state.open_store() as store:
+        total = count_records(store, pool_id)
+        if pool_id is not None and total == 0:
+            raise AgentError.invalid_argument(f"pool {pool_id!r} has no records; nothing exported")
+        target = output.with_name(output.name + ".partial") if output is not None else None
+        stream: BinaryIO = (
+            target.open("wb") if target is not None else click.get_binary_stream("stdout")
+        )
+        written, pools_seen = 0, set()
+        try:
+            with state.output.progress("exporting records", total) as bar:
+                for line in export_records(store, pool_id):
+                    stream.write(line.encode("utf-8") + b"\n")
+                    written += 1
+                    if written % 100 == 0:
+                        bar.update(written, max(total, written))
+                    # the pool id's JSON string ends at the first ',"seq":' (quotes inside
+                    # it are escaped)
+                    pools_seen.add(line[: line.index(',"seq":')])
+            stream.flush()
+        except BaseException:
+            if target is not None:
+                stream.close()
+                target.unlink(missing_ok=True)
+            raise
+        if target is not None and output is not None:
+            stream.close()
+            os.replace(target, output)
+    where = f" to {output}" if output is not None else ""
+    state.output.note(f"exported {written} record(s) of {len(pools_seen)} pool(s){where}")
+
+
+def _read_lines(source: str) -> list[str]:
+    data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    text = data.decode("utf-8")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    # split on \n only (a JSON line may hold U+2028 and friends in its strings)
+    return text.split("\n") if text else []
+
+
+@click.command(name="import")
+@click.argument("file", metavar="FILE")
+@pass_state
+def import_command(state: CliState, file: str) -> None:
+    """Import a JSON Lines export (FILE, or - for stdin) into pools without records.
+
+    Every cursor is kept. Pools that already have records are refused and nothing is
+    written; so is a file with any bad line.
+    """
+    lines = _read_lines(file)
+    output = state.output
+    phases = {
+        "reading": "checking lines",
+        "writing": "writing records",
+        "projecting": "building projections",
+    }
+    with state.open_store() as store, output.progress(phases["reading"], len(lines)) as bar:
+
+        def progress(phase: str, done: int, total: int | None) -> None:
+            bar.update(done, total, phases.get(phase, phase))
+
+        report = import_records(store, lines, progress=progress)
+    rows = [[pool_id, count] for pool_id, count in report.pools.items()]
+    if output.rich:
+        output.table(
+            ["pool_id", "records"],
+            rows,
+            title=f"imported into {state.shown_url}",
+            numeric=("records",),
+        )
+    else:
+        for pool_id, count in rows:
+            output.line(f"{pool_id}\t{count}")
+    output.note(f"imported {report.records} record(s) into {len(report.pools)} pool(s)")
+
+
+COMMANDS = (export_command, import_command)

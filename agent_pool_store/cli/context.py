@@ -1,0 +1,37 @@
+"""What every command gets: the database URL (never shown unmasked) and the output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import click
+from sqlalchemy.engine import URL
+
+from agent_pool_store.cli.output import Output
+from agent_pool_store.sql import SqlAgentPoolStore, open_store
+from agent_pool_store.sql.engine import safe_url
+
+
+@dataclass
+class CliState:
+    """The options of the ``agent-pool-store`` group, shared by its commands."""
+
+    url: URL
+    lock_timeout: float
+    output: Output
+
+    @property
+    def shown_url(self) -> str:
+        """The URL with its password masked: the only form that is ever printed."""
+        return safe_url(self.url)
+
+    def open_store(self) -> SqlAgentPoolStore:
+        """Open the store; only SQLite is migrated on open (the library's default).
+
+        An unmigrated PostgreSQL database fails with HostConfigurationNeeded.
+        """
+        return open_store(self.url, lock_timeout=self.lock_timeout)
+
+
+pass_state = click.make_pass_decorator(CliState)
+"""Decorator giving a command the :class:`CliState` as its first argument."""
