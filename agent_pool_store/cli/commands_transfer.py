@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,18 +21,39 @@ from agent_pool_store.sql.admin import (
 )
 
 
+@contextmanager
+def _destination(path: Path | None) -> Iterator[BinaryIO]:
+    """Stdout, or ``path`` written as ``path.partial`` and renamed once complete."""
+    if path is None:
+        sys.stdout.flush()
+        yield sys.stdout.buffer
+        return
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("wb") as stream:
+        try:
+            yield stream
+        except BaseException:
+            stream.close()
+            partial.unlink(missing_ok=True)
+            raise
+    os.replace(partial, path)
+
+
 @click.command(name="export")
 @click.argument("pool", required=False)
 @click.option("--all", "all_pools", is_flag=True, help="Export every pool.")
 @click.option(
     "--output",
     "-o",
+    "output_path",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     default=None,
-    help="Write to this file (atomically, when complete) instead of stdout.",
+    help="Write to this file (complete or not at all) instead of stdout.",
 )
 @pass_state
-def export_command(state: CliState, pool: str | None, all_pools: bool, output: Path | None) -> None:
+def export_command(
+    state: CliState, pool: str | None, all_pools: bool, output_path: Path | None
+) -> None:
     """Write the records of POOL (or of --all pools) as JSON Lines.
 
     One record per line: {"pool_id":…,"seq":…,"payload":…}, the payload exactly as stored.
@@ -38,35 +61,24 @@ def export_command(state: CliState, pool: str | None, all_pools: bool, output: P
     if (pool is None) == (not all_pools):
         raise click.UsageError("give either POOL or --all")
     pool_id = validate_pool_id(pool) if pool is not None else None
+    written, pools_seen = 0, set()
     with state.open_store() as store:
         total = count_records(store, pool_id)
         if pool_id is not None and total == 0:
             raise AgentError.invalid_argument(f"pool {pool_id!r} has no records; nothing exported")
-        target = output.with_name(output.name + ".partial") if output is not None else None
-        stream: BinaryIO = (
-            target.open("wb") if target is not None else click.get_binary_stream("stdout")
-        )
-        written, pools_seen = 0, set()
-        try:
-            with state.output.progress("exporting records", total) as bar:
-                for line in export_records(store, pool_id):
-                    stream.write(line.encode("utf-8") + b"\n")
-                    written += 1
-                    if written % 100 == 0:
-                        bar.update(written, max(total, written))
-                    # the pool id's JSON string ends at the first ',"seq":' (quotes inside
-                    # it are escaped)
-                    pools_seen.add(line[: line.index(',"seq":')])
+        with (
+            _destination(output_path) as stream,
+            state.output.progress("exporting records", total) as bar,
+        ):
+            for line in export_records(store, pool_id):
+                stream.write(line.encode("utf-8") + b"\n")
+                written += 1
+                if written % 100 == 0:
+                    bar.update(written, max(total, written))
+                # the pool id's JSON string ends at the first ',"seq":' (its quotes are escaped)
+                pools_seen.add(line[: line.index(',"seq":')])
             stream.flush()
-        except BaseException:
-            if target is not None:
-                stream.close()
-                target.unlink(missing_ok=True)
-            raise
-        if target is not None and output is not None:
-            stream.close()
-            os.replace(target, output)
-    where = f" to {output}" if output is not None else ""
+    where = f" to {output_path}" if output_path is not None else ""
     state.output.note(f"exported {written} record(s) of {len(pools_seen)} pool(s){where}")
 
 

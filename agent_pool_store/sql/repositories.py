@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Column, Table, bindparam, delete, func, select, update
+from sqlalchemy import Column, Table, bindparam, delete, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from agent_pool_store.domain import (
@@ -78,6 +78,17 @@ def _lookup_statement(json_column: Column[str]) -> Any:
     key_column = next(c for c in table.primary_key.columns if c.name != "pool_id")
     return select(json_column).where(
         table.c.pool_id == bindparam("pool_id"), key_column == bindparam("key")
+    )
+
+
+@functools.cache
+def _pool_update(columns: tuple[str, ...]) -> Any:
+    """``UPDATE agent_pool_store_pools SET <columns> WHERE pool_id = :pool_id_key``."""
+    table = table_of(PoolRow)
+    return (
+        table.update()
+        .where(table.c.pool_id == bindparam("pool_id_key"))
+        .values({name: bindparam(name) for name in columns})
     )
 
 
@@ -178,7 +189,9 @@ class PoolRepository:
 
     def update(self, pool_id: str, **values: object) -> None:
         """Set columns of the pool's row (``projected_seq``, ``config_json``, ``created``)."""
-        self.connection.execute(update(PoolRow).where(PoolRow.pool_id == pool_id).values(values))
+        self.connection.execute(
+            _pool_update(tuple(sorted(values))), {"pool_id_key": pool_id, **values}
+        )
 
     def pool_ids(self) -> list[str]:
         """Every pool id that has records or a pool row, sorted."""
