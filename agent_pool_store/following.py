@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from typing import Protocol
 
 from agent_pool_store import arguments
@@ -21,6 +21,9 @@ from agent_pool_store.errors import AgentError
 
 DEFAULT_POLL_INTERVAL = 0.05
 """Seconds between change checks (SQLite) and between checks of the ``stop`` event."""
+
+Follower = Generator[AgentPoolStoreRecord, None, None]
+"""What ``follow`` returns: an iterator of records that can also be ``close()``d."""
 
 _IDLE_SLICE = 1.0
 """Longest single wait when neither ``stop`` nor ``timeout`` asks for shorter ones."""
@@ -83,7 +86,7 @@ def follow_records(
     timeout: float | None,
     stop: threading.Event | None,
     poll_interval: float,
-) -> Iterator[AgentPoolStoreRecord]:
+) -> Follower:
     """Yield the records after ``after`` as they commit (see ``SqlAgentPoolStore.follow``).
 
     ``read(sequence)`` returns the records after ``sequence`` in order (``watch``).

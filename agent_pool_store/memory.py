@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -23,6 +23,7 @@ from agent_pool_store.domain import (
 from agent_pool_store.following import (
     DEFAULT_POLL_INTERVAL,
     ConditionWaiter,
+    Follower,
     check_follow_arguments,
     follow_records,
 )
@@ -123,7 +124,7 @@ class InMemoryAgentPoolStore(PoolStoreOperations):
         timeout: float | None = None,
         stop: threading.Event | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
-    ) -> Iterator[AgentPoolStoreRecord]:
+    ) -> Follower:
         """Yield the pool's records after ``cursor`` as they are appended, by any handle.
 
         Same semantics as :meth:`agent_pool_store.SqlAgentPoolStore.follow`; appends wake

@@ -26,7 +26,7 @@ from agent_pool_store.cli import (
 )
 from agent_pool_store.cli.context import CliState
 from agent_pool_store.cli.output import Output
-from agent_pool_store.errors import AgentError
+from agent_pool_store.errors import AgentError, AgentErrorKind
 from agent_pool_store.sql.engine import DEFAULT_URL, safe_url
 from agent_pool_store.sql.errors import translate
 
@@ -62,7 +62,12 @@ def _one_line(text: str) -> str:
 def _describe(error: BaseException, state: CliState | None) -> str:
     """One line for an exception raised by a command."""
     if isinstance(error, AgentError):
-        return str(error)
+        text = str(error)
+        if state is not None and state.pool is not None and repr(state.pool) not in text:
+            text = f"pool {state.pool!r}: {text}"
+        if error.kind is AgentErrorKind.HOST_CONFIGURATION_NEEDED and "schema revision" in text:
+            text += f" (from the command line: {PROG} migrate)"
+        return text
     if isinstance(error, exc.SQLAlchemyError):
         where = state.shown_url if state is not None else "the database"
         return str(translate(error, where))
@@ -148,7 +153,7 @@ def _silence_stdout() -> None:
 def _parse_url(_ctx: click.Context, _param: click.Parameter, value: str) -> URL:
     try:
         return make_url(value)
-    except exc.ArgumentError:
+    except (exc.ArgumentError, ValueError):
         # the value itself is not echoed: it may hold a password
         raise click.BadParameter(
             "not a database URL (use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB)"

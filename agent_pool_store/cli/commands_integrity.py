@@ -20,7 +20,7 @@ def verify(state: CliState, pool: str | None) -> None:
     Reports cursor gaps or repeats, unreadable records, records not applied yet, and
     projections that differ from the replay. Changes nothing.
     """
-    output = state.output
+    output, state.pool = state.output, pool
     with state.open_store() as store:
         pools = [validate_pool_id(pool)] if pool is not None else pool_ids(store)
         report = VerificationReport()
@@ -52,6 +52,7 @@ def verify(state: CliState, pool: str | None) -> None:
 @pass_state
 def rebuild(state: CliState, pool: str) -> None:
     """Recompute POOL's projections from its record log (repairs what verify reports)."""
+    state.pool = pool
     pool_id = validate_pool_id(pool)
     with state.open_store() as store:
         if count_records(store, pool_id) == 0:

@@ -108,6 +108,7 @@ def _snapshot_tables(snapshot: AgentPoolSnapshot) -> Group:
 @pass_state
 def snapshot(state: CliState, pool: str, as_json: bool) -> None:
     """Show a pool's snapshot: members, topics, messages, wakes, cursor."""
+    state.pool = pool
     with state.open_store() as store:
         taken = store.snapshot(pool)
     output = state.output
@@ -116,7 +117,7 @@ def snapshot(state: CliState, pool: str, as_json: bool) -> None:
     elif output.rich:
         output.render(_snapshot_tables(taken))
     else:
-        for line in snapshot_text(taken).splitlines():
+        for line in snapshot_text(taken).split("\n"):
             output.line(line)
 
 
@@ -171,6 +172,7 @@ def watch(  # noqa: PLR0917 - click passes options as arguments
     """
     if timeout is not None and not follow:
         raise click.UsageError("--timeout only applies with --follow")
+    state.pool = pool
     output = state.output
     with state.open_store() as store:
         if not follow:

@@ -88,7 +88,8 @@ def _read_lines(source: str) -> list[str]:
     if text.startswith("\ufeff"):
         text = text[1:]
     # split on \n only (a JSON line may hold U+2028 and friends in its strings)
-    return text.split("\n") if text else []
+    lines = text.split("\n")
+    return lines[:-1] if lines[-1] == "" else lines
 
 
 @click.command(name="import")

@@ -19,6 +19,8 @@ class CliState:
     url: URL
     lock_timeout: float
     output: Output
+    pool: str | None = None
+    """The pool the command works on, named in its error messages."""
 
     @property
     def shown_url(self) -> str:

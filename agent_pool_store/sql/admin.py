@@ -14,11 +14,10 @@ format.
 
 from __future__ import annotations
 
+import functools
 import json
-import random
 import re
-import time
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -27,7 +26,7 @@ from sqlalchemy import exc, func, select
 from agent_pool_store.domain.identifiers import validate_identifier
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.operations import PoolUnit
-from agent_pool_store.sql.errors import is_transient, timeout_error, translate
+from agent_pool_store.sql.errors import translate
 from agent_pool_store.sql.integrity import rebuild_pool
 from agent_pool_store.sql.repositories import PoolHead, parse_payload
 from agent_pool_store.sql.schema import MemberRow, RecordRow, table_of
@@ -78,13 +77,18 @@ def _count(uow: SqlUnitOfWork, column: Any, pool_id: str) -> int:
     return int(uow.session.execute(statement).scalar_one())
 
 
-def pool_ids(store: SqlAgentPoolStore) -> list[str]:
-    """Every pool id with records or a pool row, sorted."""
+def _read(store: SqlAgentPoolStore, work: Callable[[SqlUnitOfWork], T]) -> T:
+    """Run ``work`` in one read unit of work; database errors leave as AgentError."""
     try:
         with SqlUnitOfWork(store._sessions, write=False) as uow:
-            return uow.pools.pool_ids()
+            return work(uow)
     except exc.SQLAlchemyError as error:
         raise translate(error, f"{store.label} agent pool store") from None
+
+
+def pool_ids(store: SqlAgentPoolStore) -> list[str]:
+    """Every pool id with records or a pool row, sorted."""
+    return _read(store, lambda uow: uow.pools.pool_ids())
 
 
 def pool_summaries(store: SqlAgentPoolStore) -> list[PoolSummary]:
@@ -120,20 +124,20 @@ def pool_summaries(store: SqlAgentPoolStore) -> list[PoolSummary]:
 
 def _damaged_summary(store: SqlAgentPoolStore, pool_id: str, problem: str) -> PoolSummary:
     """What can be read of a pool whose log or projections cannot be served."""
-    try:
-        with SqlUnitOfWork(store._sessions, write=False) as uow:
-            head = uow.pools.head(pool_id, lock=False) or PoolHead(False, None, False, 0, 0)
-            return PoolSummary(
-                pool_id=pool_id,
-                records=_count(uow, RecordRow.pool_id, pool_id),
-                members=_count(uow, MemberRow.pool_id, pool_id),
-                cursor=uow.records.last_seq(pool_id),
-                created=head.created,
-                opened=head.config_json is not None,
-                problem=problem,
-            )
-    except exc.SQLAlchemyError as error:
-        raise translate(error, f"{store.label} agent pool store") from None
+
+    def work(uow: SqlUnitOfWork) -> PoolSummary:
+        head = uow.pools.head(pool_id, lock=False) or PoolHead(False, None, False, 0, 0)
+        return PoolSummary(
+            pool_id=pool_id,
+            records=_count(uow, RecordRow.pool_id, pool_id),
+            members=_count(uow, MemberRow.pool_id, pool_id),
+            cursor=uow.records.last_seq(pool_id),
+            created=head.created,
+            opened=head.config_json is not None,
+            problem=problem,
+        )
+
+    return _read(store, work)
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -154,14 +158,14 @@ def export_line(pool_id: str, seq: int, payload_json: str) -> str:
 
 def count_records(store: SqlAgentPoolStore, pool_id: str | None = None) -> int:
     """How many records one pool (or, with ``None``, every pool) holds."""
-    try:
-        with SqlUnitOfWork(store._sessions, write=False) as uow:
-            statement = select(func.count()).select_from(table_of(RecordRow))
-            if pool_id is not None:
-                statement = statement.where(RecordRow.pool_id == pool_id)
-            return int(uow.session.execute(statement).scalar_one())
-    except exc.SQLAlchemyError as error:
-        raise translate(error, f"{store.label} agent pool store") from None
+    statement = select(func.count()).select_from(table_of(RecordRow))
+    if pool_id is not None:
+        statement = statement.where(RecordRow.pool_id == pool_id)
+    return _read(store, lambda uow: int(uow.session.execute(statement).scalar_one()))
+
+
+def _rows_after(uow: SqlUnitOfWork, pool_id: str, after: int) -> Sequence[tuple[int, str]]:
+    return uow.records.rows_after(pool_id, after, EXPORT_BATCH)
 
 
 def export_records(store: SqlAgentPoolStore, pool_id: str | None = None) -> Iterator[str]:
@@ -175,13 +179,17 @@ def export_records(store: SqlAgentPoolStore, pool_id: str | None = None) -> Iter
     """
     pools = [validate_pool_id(pool_id)] if pool_id is not None else pool_ids(store)
     for pool in pools:
+        try:
+            validate_identifier(pool)
+        except ValueError as error:
+            raise AgentError(
+                AgentErrorKind.INVALID_STATE_TRANSITION,
+                RetryClassification.REPAIR_NEEDED,
+                f"agent pool {pool!r} cannot be exported: invalid pool id: {error}",
+            ) from None
         after = 0
         while True:
-            try:
-                with SqlUnitOfWork(store._sessions, write=False) as uow:
-                    rows = uow.records.rows_after(pool, after, EXPORT_BATCH)
-            except exc.SQLAlchemyError as error:
-                raise translate(error, f"{store.label} agent pool store export") from None
+            rows = _read(store, functools.partial(_rows_after, pool_id=pool, after=after))
             for seq, payload_json in rows:
                 parse_payload(pool, seq, payload_json)
                 if "\n" in payload_json or "\r" in payload_json:
@@ -429,27 +437,11 @@ def import_records(
 
     if not pools:
         return ImportReport()
-    return _write_transaction(store, work)
-
-
-def _write_transaction(store: SqlAgentPoolStore, work: Callable[[SqlUnitOfWork], T]) -> T:
-    """Run ``work`` in one write unit of work, retrying transient failures like the store."""
-    deadline = time.monotonic() + store.settings.lock_timeout
-    attempt = 0
-    while True:
-        try:
-            with SqlUnitOfWork(store._sessions, write=True) as uow:
-                result = work(uow)
-                uow.commit()
-                return result
-        except exc.DBAPIError as error:
-            if not is_transient(error):
-                raise translate(error, f"{store.label} agent pool store import") from None
-            if time.monotonic() >= deadline:
-                raise timeout_error(
-                    f"{store.label} agent pool store import", store.settings.lock_timeout
-                ) from None
-            time.sleep(min(0.2, 0.005 * 2**attempt) * random.uniform(0.5, 1.5))
-            attempt += 1
-        except exc.SQLAlchemyError as error:
-            raise translate(error, f"{store.label} agent pool store import") from None
+    # one write unit of work, retried on transient failures by the store; it starts by
+    # locking the first pool (in sorted order), and work locks the others in the same order
+    return store._execute(
+        min(pools),
+        write=True,
+        work=lambda unit: work(cast("SqlPoolUnit", unit).uow),
+        catch_up=False,
+    )

@@ -20,14 +20,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from agent_pool_store.contract import CursorArg
-from agent_pool_store.domain import AgentPoolStoreRecord
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.following import (
     DEFAULT_POLL_INTERVAL,
+    Follower,
     Waiter,
     check_follow_arguments,
     follow_records,
@@ -182,7 +181,7 @@ def follow_pool(
     timeout: float | None = None,
     stop: threading.Event | None = None,
     poll_interval: float = DEFAULT_POLL_INTERVAL,
-) -> Iterator[AgentPoolStoreRecord]:
+) -> Follower:
     """Yield the pool's records after ``cursor`` as they commit; see ``SqlAgentPoolStore.follow``.
 
     Arguments are checked when called; the dedicated connection is opened when iteration

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TypeVar
 
 from sqlalchemy import Engine, exc
@@ -27,7 +27,7 @@ from agent_pool_store.domain import (
     apply_payload,
 )
 from agent_pool_store.errors import AgentError
-from agent_pool_store.following import DEFAULT_POLL_INTERVAL
+from agent_pool_store.following import DEFAULT_POLL_INTERVAL, Follower
 from agent_pool_store.operations import PoolStoreOperations, PoolUnit
 from agent_pool_store.sql import admin
 from agent_pool_store.sql.engine import (
@@ -218,7 +218,7 @@ class SqlAgentPoolStore(PoolStoreOperations):
         timeout: float | None = None,
         stop: threading.Event | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
-    ) -> Iterator[AgentPoolStoreRecord]:
+    ) -> Follower:
         """Yield the pool's records after ``cursor`` as they commit, from any process.
 
         The iterator first yields what is already there, then waits for new records
