@@ -14,11 +14,12 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, exc, text
 from sqlalchemy.engine import URL
 
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.sql.engine import WRITE_OPTION, EngineSettings, build_engine, safe_url
+from agent_pool_store.sql.errors import translate
 from alembic import command
 
 VERSION_TABLE = "agent_pool_store_alembic_version"
@@ -54,7 +55,7 @@ def migration_connection(url_or_engine: str | URL | Engine) -> Iterator[Connecti
     owns = not isinstance(url_or_engine, Engine)
     engine = build_engine(url_or_engine, EngineSettings())
     try:
-        with engine.connect() as plain:
+        with _translated(engine), engine.connect() as plain:
             connection = plain.execution_options(**{WRITE_OPTION: True})
             with connection.begin():
                 if connection.dialect.name == "postgresql":
@@ -65,6 +66,15 @@ def migration_connection(url_or_engine: str | URL | Engine) -> Iterator[Connecti
     finally:
         if owns:
             engine.dispose()
+
+
+@contextmanager
+def _translated(engine: Engine) -> Iterator[None]:
+    """Database errors while migrating leave as AgentError, the URL's password masked."""
+    try:
+        yield
+    except exc.SQLAlchemyError as error:
+        raise translate(error, f"migrating {safe_url(engine.url)}") from None
 
 
 def upgrade(url_or_engine: str | URL | Engine, revision: str = "head") -> None:
@@ -97,7 +107,7 @@ def current(url_or_engine: str | URL | Engine) -> str | None:
 
 def require_head(engine: Engine) -> None:
     """Raise HostConfigurationNeeded unless the database is at :func:`head`."""
-    with engine.connect() as connection:
+    with _translated(engine), engine.connect() as connection:
         at = current_of(connection)
     if at != head():
         raise AgentError(

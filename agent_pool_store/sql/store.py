@@ -188,12 +188,15 @@ class SqlAgentPoolStore(PoolStoreOperations):
     def rebuild(self, pool_id: str) -> int:
         """Recompute a pool's projections from its log; return the records applied.
 
-        Fails with RepairNeeded, changing nothing, if a record of the pool cannot be read.
+        Fails with RepairNeeded, changing nothing, if a record of the pool cannot be read,
+        and with HostConfigurationNeeded if the pool has no records.
         """
         pool_id = arguments.identifier("pool_id", pool_id)
 
         def work(unit: PoolUnit) -> int:
             assert isinstance(unit, SqlPoolUnit)
+            if not unit.uow.records.last_seq(pool_id):
+                raise AgentError.pool_not_opened(self.label)  # no log: nothing to rebuild
             rebuild_pool(unit.uow, pool_id)
             head = self._catch_up(unit.uow, pool_id, PoolHead(True, None, False, 0, 0))
             return head.projected_seq
