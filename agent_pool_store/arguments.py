@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from agent_pool_store.domain.identifiers import validate_identifier
 from agent_pool_store.domain.records import AgentPoolStoreCursor
@@ -24,11 +24,21 @@ def identifier(name: str, value: object) -> str:
 
 
 def model(name: str, value: object, expected: type[M]) -> M:
-    """``value`` if it is an instance of the domain model ``expected``, else AgentError."""
+    """``value`` if it is a valid instance of the domain model ``expected``, else AgentError.
+
+    The instance is checked again through its wire JSON, so a model built without validation
+    (``model_construct``, ``model_copy(update=…)``) cannot put an unreadable record in a log.
+    """
     if not isinstance(value, expected):
         raise AgentError.invalid_argument(
             f"{name} must be {expected.__name__}, not {type(value).__name__}"
         )
+    try:
+        type(value).model_validate_json(value.model_dump_json())
+    except (ValidationError, ValueError, TypeError) as error:
+        detail = error.errors()[0] if isinstance(error, ValidationError) else None
+        reason = f"{'.'.join(map(str, detail['loc']))}: {detail['msg']}" if detail else str(error)
+        raise AgentError.invalid_argument(f"invalid {name}: {reason}") from None
     return value
 
 
