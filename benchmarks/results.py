@@ -1,0 +1,184 @@
+"""What a run measures: plain dataclasses, written out as JSON and rendered as markdown."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar
+
+from benchmarks.timing import Stats
+
+T = TypeVar("T")
+
+OURS = ("sqlite", "postgresql", "memory")
+"""Our stores: ``open_store`` on SQLite and PostgreSQL, and ``InMemoryAgentPoolStore``."""
+
+REPLAY = {"sqlite": "replay-sqlite", "postgresql": "replay-postgresql"}
+"""The replay baseline per dialect."""
+
+RAW = {"sqlite": "raw-sqlite3", "postgresql": "raw-psycopg"}
+"""The raw driver per dialect."""
+
+LABELS = {
+    "sqlite": "ours · SQLite",
+    "postgresql": "ours · PostgreSQL",
+    "memory": "ours · in-memory",
+    "replay-sqlite": "replay baseline · SQLite",
+    "replay-postgresql": "replay baseline · PostgreSQL",
+    "raw-sqlite3": "raw sqlite3",
+    "raw-psycopg": "raw psycopg",
+}
+"""How each backend is named in the report."""
+
+
+@dataclass
+class LookupResult:
+    """One operation at one history length on one backend (``stats`` is None when skipped)."""
+
+    backend: str
+    operation: str
+    size: int
+    stats: Stats | None
+    note: str = ""
+
+
+@dataclass
+class CatchUpResult:
+    """The first call on a pool whose log was bulk-loaded: the projections are built."""
+
+    backend: str
+    pool: str
+    size: int
+    seconds: float
+
+    @property
+    def records_per_s(self) -> float:
+        return self.size / self.seconds if self.seconds > 0 else float("inf")
+
+
+@dataclass
+class AppendResult:
+    """Single-writer appends, one record per durable transaction."""
+
+    backend: str
+    operation: str
+    stats: Stats
+
+
+@dataclass
+class WriterResult:
+    """Several processes appending at once for a fixed time."""
+
+    dialect: str
+    layout: str
+    writers: int
+    records: int
+    seconds: float
+    errors: int = 0
+
+    @property
+    def per_second(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class WatchResult:
+    """Reading a whole pool's log (best and median of a few passes)."""
+
+    backend: str
+    records: int
+    median_seconds: float
+    best_seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.records / self.median_seconds if self.median_seconds > 0 else 0.0
+
+
+@dataclass
+class SnapshotScaleResult:
+    """A snapshot of a pool whose messages carry ``statuses`` receipt records each."""
+
+    backend: str
+    messages: int
+    statuses: int
+    records: int
+    stats: Stats
+    peak_kib: float
+
+
+@dataclass
+class Check:
+    """A target computed from the numbers: PASS, MISS, or N/A when it could not be measured."""
+
+    name: str
+    value: str
+    target: str
+    status: str
+
+
+@dataclass
+class Results:
+    """Everything one run measured."""
+
+    mode: str
+    machine: dict[str, str]
+    settings: dict[str, Any]
+    lookups: list[LookupResult] = field(default_factory=list)
+    catch_up: list[CatchUpResult] = field(default_factory=list)
+    appends: list[AppendResult] = field(default_factory=list)
+    writers: list[WriterResult] = field(default_factory=list)
+    watch: list[WatchResult] = field(default_factory=list)
+    snapshot_scale: list[SnapshotScaleResult] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def lookup(self, backend: str, operation: str, size: int) -> LookupResult | None:
+        return next(
+            (
+                r
+                for r in self.lookups
+                if (r.backend, r.operation, r.size) == (backend, operation, size)
+            ),
+            None,
+        )
+
+    def append(self, backend: str, operation: str) -> AppendResult | None:
+        return next(
+            (r for r in self.appends if (r.backend, r.operation) == (backend, operation)), None
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The results as JSON-ready data, derived rates included."""
+        data = asdict(self)
+        for name in ("catch_up", "writers", "watch"):
+            for row, result in zip(data[name], getattr(self, name), strict=True):
+                row["per_second"] = (
+                    result.records_per_s if name == "catch_up" else result.per_second
+                )
+        for row, append in zip(data["appends"], self.appends, strict=True):
+            row["per_second"] = append.stats.per_second
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Results:
+        """Results read back from :meth:`to_json` (checks are left to be evaluated again)."""
+        return cls(
+            mode=data["mode"],
+            machine=data["machine"],
+            settings=data["settings"],
+            lookups=[_row(LookupResult, row) for row in data["lookups"]],
+            catch_up=[_row(CatchUpResult, row) for row in data["catch_up"]],
+            appends=[_row(AppendResult, row) for row in data["appends"]],
+            writers=[_row(WriterResult, row) for row in data["writers"]],
+            watch=[_row(WatchResult, row) for row in data["watch"]],
+            snapshot_scale=[_row(SnapshotScaleResult, row) for row in data["snapshot_scale"]],
+            notes=data["notes"],
+        )
+
+
+def _row(kind: type[T], row: dict[str, Any]) -> T:
+    """A result row from its JSON (derived values such as ``per_second`` are dropped)."""
+    values = {f.name: row[f.name] for f in fields(kind)}  # type: ignore[arg-type]
+    if isinstance(values.get("stats"), dict):
+        values["stats"] = Stats(**values["stats"])
+    return kind(**values)

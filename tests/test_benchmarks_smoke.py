@@ -1,0 +1,73 @@
+"""The benchmark suite runs end to end (quick mode, tiny sizes) and writes every section.
+
+It checks that the benchmarks work, not how fast anything is.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from benchmarks.__main__ import main
+from benchmarks.databases import postgresql_problem
+from benchmarks.report import PLOT_NAME, SECTIONS
+
+pytestmark = [pytest.mark.slow, pytest.mark.sqlite, pytest.mark.postgresql]
+
+
+def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
+    problem = postgresql_problem()
+    if problem is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL unreachable: {problem}")
+        pytest.skip(f"PostgreSQL unreachable: {problem}")
+
+    main(
+        [
+            "--quick",
+            "--sizes",
+            "50,200",
+            "--writers",
+            "1,2",
+            "--writer-seconds",
+            "0.3",
+            "--output",
+            str(tmp_path),
+        ]
+    )
+
+    markdown = (tmp_path / "benchmarks.md").read_text(encoding="utf-8")
+    for heading in SECTIONS:
+        assert f"\n{heading}\n" in markdown, heading
+    assert "```python" not in markdown  # tests/test_docs.py would run it
+    data = json.loads((tmp_path / "latest.json").read_text(encoding="utf-8"))
+    assert data["mode"] == "quick"
+    for section in ("lookups", "catch_up", "appends", "writers", "watch", "snapshot_scale"):
+        backends = {row.get("backend", row.get("dialect")) for row in data[section]}
+        assert {"sqlite", "postgresql"} <= backends, section
+    lookups = {(row["backend"], row["operation"], row["size"]) for row in data["lookups"]}
+    for backend in ("sqlite", "postgresql", "memory", "replay-sqlite", "replay-postgresql"):
+        for operation in ("message_receipt", "wake", "wake_registration", "snapshot"):
+            assert {(backend, operation, 50), (backend, operation, 200)} <= lookups
+    appends = {(row["backend"], row["operation"]) for row in data["appends"]}
+    assert {("raw-sqlite3", "record_message"), ("raw-psycopg", "record_message")} <= appends
+    assert {(row["layout"], row["writers"]) for row in data["writers"]} == {
+        (layout, writers) for layout in ("one pool", "separate pools") for writers in (1, 2)
+    }
+    assert all(row["errors"] == 0 for row in data["writers"])
+    assert data["checks"]
+    assert all(check["status"] in {"PASS", "MISS"} for check in data["checks"])
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (tmp_path / PLOT_NAME).stat().st_size > 0
+        assert f"]({PLOT_NAME})" in markdown
+
+    # the report renders again from the JSON alone, with the same targets
+    again = main(
+        ["--from-json", str(tmp_path / "latest.json"), "--output", str(tmp_path / "again")]
+    )
+    assert [check.status for check in again.checks] == [c["status"] for c in data["checks"]]
+    assert (tmp_path / "again" / "benchmarks.md").read_text(encoding="utf-8") == markdown
