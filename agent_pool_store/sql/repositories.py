@@ -27,6 +27,7 @@ from agent_pool_store.domain import (
     WakeRegistration,
 )
 from agent_pool_store.errors import AgentError
+from agent_pool_store.sql.projection_batch import ProjectionBatch
 from agent_pool_store.sql.schema import (
     PROJECTION_TABLES,
     EventSequenceRow,
@@ -90,6 +91,19 @@ def _pool_update(columns: tuple[str, ...]) -> Any:
         .where(table.c.pool_id == bindparam("pool_id_key"))
         .values({name: bindparam(name) for name in columns})
     )
+
+
+def _key_and_json(table: Table) -> tuple[str, str]:
+    """The key and JSON column names of a projection table."""
+    key, json = (c.name for c in table.columns if c.name not in ("pool_id", "seq"))
+    return key, json
+
+
+@functools.cache
+def _delete_statement(table: Table) -> Any:
+    """``DELETE … WHERE pool_id = :pool_id AND <key> = :key`` for a projection table."""
+    key = table.c[_key_and_json(table)[0]]
+    return table.delete().where(table.c.pool_id == bindparam("pool_id"), key == bindparam("key"))
 
 
 def _dialect(session: Session) -> str:
@@ -213,29 +227,39 @@ class EventSequenceRepository:
 
 
 class ProjectionRepository:
-    """Projections of one pool; a :class:`~agent_pool_store.domain.ProjectionSink`.
-
-    Every write records ``seq``, the sequence of the record being applied (set it with
-    :meth:`at`); every read is a primary-key look-up.
-    """
+    """Projections of one pool: written from a :class:`ProjectionBatch`, read by key."""
 
     def __init__(self, session: Session, pool_id: str) -> None:
         self.session = session
         self.connection = session.connection()  # Core execution: no ORM overhead
         self.pool_id = pool_id
         self.pools = PoolRepository(session)
-        self.seq = 0
 
-    def at(self, seq: int) -> ProjectionRepository:
-        """Apply the following changes as the record at ``seq``."""
-        self.seq = seq
-        return self
-
-    def _put(self, table: Table, key: str, key_value: str, json_column: str, json: str) -> None:
-        self.connection.execute(
-            upsert_statement(_dialect(self.session), table),
-            {"pool_id": self.pool_id, key: key_value, json_column: json, "seq": self.seq},
-        )
+    def write(self, batch: ProjectionBatch) -> None:
+        """Write a batch's changes and advance the pool's watermark to ``batch.seq``."""
+        pool_values: dict[str, object] = {"projected_seq": batch.seq}
+        if batch.config_json is not None:
+            pool_values["config_json"] = batch.config_json
+        if batch.created:
+            pool_values["created"] = True
+        self.pools.update(self.pool_id, **pool_values)
+        dialect = _dialect(self.session)
+        for table, changes in batch.rows.items():
+            key, json_column = _key_and_json(table)
+            upserts = [
+                {"pool_id": self.pool_id, key: k, json_column: json, "seq": seq}
+                for k, (seq, json) in changes.items()
+                if json is not None
+            ]
+            deletes = [
+                {"pool_id": self.pool_id, "key": k}
+                for k, (_, json) in changes.items()
+                if json is None
+            ]
+            if upserts:
+                self.connection.execute(upsert_statement(dialect, table), upserts)
+            if deletes:
+                self.connection.execute(_delete_statement(table), deletes)
 
     def _get(self, json_column: Column[str], key: str, model: type[M]) -> M | None:
         """The model in ``json_column`` of the row keyed by this pool and ``key``."""
@@ -245,60 +269,6 @@ class ProjectionRepository:
         if json is None:
             return None
         return parse_projection(self.pool_id, model, json, json_column.table.name)
-
-    # ProjectionSink
-
-    def set_config(self, config: AgentPoolStoreConfig) -> None:
-        self.pools.update(self.pool_id, config_json=config.model_dump_json())
-
-    def mark_created(self) -> None:
-        self.pools.update(self.pool_id, created=True)
-
-    def put_member(self, member: AgentPoolMember) -> None:
-        self._put(
-            table_of(MemberRow), "run_id", member.run_id, "member_json", member.model_dump_json()
-        )
-
-    def remove_member(self, run_id: str) -> None:
-        self.connection.execute(
-            delete(MemberRow).where(MemberRow.pool_id == self.pool_id, MemberRow.run_id == run_id)
-        )
-
-    def put_message(self, stored: AgentPoolStoredMessage) -> None:
-        self._put(
-            table_of(MessageRow),
-            "message_id",
-            stored.message.message_id,
-            "stored_json",
-            stored.model_dump_json(),
-        )
-
-    def put_message_receipt(self, idempotency_key: str, receipt: MessageReceipt) -> None:
-        self._put(
-            table_of(MessageReceiptRow),
-            "idempotency_key",
-            idempotency_key,
-            "receipt_json",
-            receipt.model_dump_json(),
-        )
-
-    def put_wake(self, stored: AgentPoolStoredWake) -> None:
-        self._put(
-            table_of(WakeRow),
-            "condition_id",
-            stored.condition.condition_id,
-            "stored_json",
-            stored.model_dump_json(),
-        )
-
-    def put_wake_registration(self, idempotency_key: str, registration: WakeRegistration) -> None:
-        self._put(
-            table_of(WakeRegistrationRow),
-            "idempotency_key",
-            idempotency_key,
-            "registration_json",
-            registration.model_dump_json(),
-        )
 
     # look-ups
 
@@ -354,7 +324,7 @@ class ProjectionRepository:
             PROJECTION_TABLES,
             strict=True,
         ):
-            key, json = (c for c in table.columns if c.name not in ("pool_id", "seq"))
+            key, json = (table.c[name] for name in _key_and_json(table))
             rows = self.connection.execute(select(key, json).where(table.c.pool_id == self.pool_id))
             areas[name] = {row[0]: row[1] for row in rows}
         return areas

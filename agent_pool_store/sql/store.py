@@ -40,6 +40,7 @@ from agent_pool_store.sql.engine import (
 from agent_pool_store.sql.errors import is_transient, timeout_error, translate
 from agent_pool_store.sql.follow import follow_pool
 from agent_pool_store.sql.integrity import VerificationReport, rebuild_pool, verify_pool
+from agent_pool_store.sql.projection_batch import ProjectionBatch
 from agent_pool_store.sql.repositories import PoolHead, parse_payload, parse_projection
 from agent_pool_store.sql.unit_of_work import SqlUnitOfWork
 
@@ -98,8 +99,9 @@ class SqlPoolUnit:
     def append(self, payload: AgentPoolStoreRecordPayload) -> AgentPoolStoreCursor:
         seq = self.head.projected_seq + 1
         self.uow.records.append(self.pool_id, seq, payload)
-        apply_payload(self.projections.at(seq), payload)
-        self.uow.pools.update(self.pool_id, projected_seq=seq)
+        batch = ProjectionBatch().at(seq)
+        apply_payload(batch, payload)
+        self.projections.write(batch)
         self.head = PoolHead(True, self.head.config_json, self.head.created, seq, seq)
         self._stale = True
         return AgentPoolStoreCursor(sequence=seq)
@@ -291,14 +293,14 @@ class SqlAgentPoolStore(PoolStoreOperations):
         seq = head.projected_seq
         while True:
             rows = uow.records.rows_after(pool_id, seq, CATCH_UP_BATCH)
+            batch = ProjectionBatch()
             for row_seq, payload_json in rows:
-                apply_payload(
-                    projections.at(row_seq), parse_payload(pool_id, row_seq, payload_json)
-                )
-                seq = row_seq
+                apply_payload(batch.at(row_seq), parse_payload(pool_id, row_seq, payload_json))
+            if rows:
+                projections.write(batch)
+                seq = batch.seq
             if len(rows) < CATCH_UP_BATCH:
                 break
-        uow.pools.update(pool_id, projected_seq=seq)
         caught_up = uow.pools.head(pool_id, lock=False)
         assert caught_up is not None
         return caught_up
