@@ -3,7 +3,8 @@
 :func:`apply_payload` is the only place that knows what each record type does to the state.
 It drives a :class:`ProjectionSink`; :class:`PoolState` is the in-memory sink (used by the
 in-memory store and by verification), and the SQL store's ``ProjectionBatch`` is another
-(it collects the last change per projection row, which the projection repository writes). :meth:`PoolState.snapshot` is the only place a snapshot is built.
+(it collects the last change per projection row, which the projection repository writes).
+:meth:`PoolState.snapshot` is the only place a snapshot is built.
 """
 
 from __future__ import annotations
