@@ -93,6 +93,12 @@ def _pool_update(columns: tuple[str, ...]) -> Any:
     )
 
 
+@functools.cache
+def _pool_rows_statement(json_column: Column[str]) -> Any:
+    """``SELECT json_column WHERE pool_id = :pool_id`` for a projection table."""
+    return select(json_column).where(json_column.table.c.pool_id == bindparam("pool_id"))
+
+
 def _key_and_json(table: Table) -> tuple[str, str]:
     """The key and JSON column names of a projection table."""
     key, json = (c.name for c in table.columns if c.name not in ("pool_id", "seq"))
@@ -292,7 +298,7 @@ class ProjectionRepository:
 
     def _all(self, attribute: InstrumentedAttribute[str], model: type[M]) -> Iterator[M]:
         column = _column(attribute)
-        rows = self.connection.execute(select(column).where(column.table.c.pool_id == self.pool_id))
+        rows = self.connection.execute(_pool_rows_statement(column), {"pool_id": self.pool_id})
         for (json,) in rows:
             yield parse_projection(self.pool_id, model, json, column.table.name)
 
