@@ -8,7 +8,7 @@ from agent_pool_store.domain.addresses import (
     RunTarget,
     TopicTarget,
 )
-from agent_pool_store.domain.base import U32, U64, WireModel
+from agent_pool_store.domain.base import U32, U64, DefaultedWireModel, WireModel
 from agent_pool_store.domain.enums import (
     TERMINAL_EVENT_KINDS,
     ContentCaptureMode,
@@ -119,6 +119,7 @@ __all__ = [
     "CorrelationEntry",
     "CorrelationKey",
     "CorrelationValue",
+    "DefaultedWireModel",
     "DestinationKind",
     "DestinationRef",
     "EntityKind",

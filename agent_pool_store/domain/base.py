@@ -34,8 +34,7 @@ class WireModel(BaseModel):
     """Immutable pydantic model whose ``model_dump_json()`` is the reference's wire JSON.
 
     Fields serialise in declaration order under their wire names. Unknown keys are ignored
-    when reading. ``wire_required`` names fields that have a Python default for convenient
-    construction but must be present when reading JSON, as in the reference.
+    when reading.
     """
 
     model_config = ConfigDict(
@@ -46,12 +45,21 @@ class WireModel(BaseModel):
         validate_by_name=True,
     )
 
+
+class DefaultedWireModel(WireModel):
+    """A wire model with Python defaults for fields the wire format requires.
+
+    ``wire_required`` names fields that have a Python default for convenient construction
+    but must be present when reading JSON, as in the reference. (Only these models pay for
+    the check, which runs in Python.)
+    """
+
     wire_required: ClassVar[tuple[str, ...]] = ()
 
     @model_validator(mode="before")
     @classmethod
     def _require_wire_fields(cls, data: Any, info: ValidationInfo) -> Any:
-        if cls.wire_required and info.mode == "json" and isinstance(data, dict):
+        if info.mode == "json" and isinstance(data, dict):
             missing = [name for name in cls.wire_required if name not in data]
             if missing:
                 raise ValueError(f"missing required field(s): {', '.join(missing)}")

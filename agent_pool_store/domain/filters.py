@@ -13,7 +13,7 @@ from pydantic import (
     model_validator,
 )
 
-from agent_pool_store.domain.base import WireModel
+from agent_pool_store.domain.base import DefaultedWireModel, WireModel
 from agent_pool_store.domain.enums import (
     DestinationKind,
     EntityKind,
@@ -76,7 +76,7 @@ def _any() -> Any:
     return Field(default_factory=FilterSet)
 
 
-class SubscriberQueue(WireModel):
+class SubscriberQueue(DefaultedWireModel):
     """The bounded queue of a subscriber: capacity, reserve for terminal events, overflow."""
 
     capacity: int = Field(default=64, ge=1)
@@ -104,7 +104,7 @@ _FILTER_SET_FIELDS: tuple[tuple[str, EventIndexField], ...] = (
 )
 
 
-class EventFilter(WireModel):
+class EventFilter(DefaultedWireModel):
     """Which events wake a condition. ``EventFilter()`` is the reference's default filter.
 
     All 17 fields are required in wire JSON; in Python, omitted ones take their defaults.

@@ -5,7 +5,14 @@ from __future__ import annotations
 from pydantic import Field
 
 from agent_pool_store.domain.addresses import RunAddress
-from agent_pool_store.domain.base import U32, U64, WireModel, omitted_when_empty, omitted_when_null
+from agent_pool_store.domain.base import (
+    U32,
+    U64,
+    DefaultedWireModel,
+    WireModel,
+    omitted_when_empty,
+    omitted_when_null,
+)
 from agent_pool_store.domain.enums import MessageStatus
 from agent_pool_store.domain.identifiers import (
     ContentRef,
@@ -24,7 +31,7 @@ class MessageResponseContract(WireModel):
     timeout_millis: U64 | None = omitted_when_null()
 
 
-class RunMessage(WireModel):
+class RunMessage(DefaultedWireModel):
     """A message from one run to an address. ``from`` is spelt ``from_`` in Python."""
 
     message_id: MessageId

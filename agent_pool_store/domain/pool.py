@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from agent_pool_store.domain.base import WireModel, omitted_when_empty
+from agent_pool_store.domain.base import DefaultedWireModel, WireModel, omitted_when_empty
 from agent_pool_store.domain.identifiers import AgentId, RunId, TopicId
 from agent_pool_store.domain.refs import PolicyRef
 
 
-class AgentPoolMessagePolicy(WireModel):
+class AgentPoolMessagePolicy(DefaultedWireModel):
     """Message rules of a pool: policies every message must carry, broadcast loopback."""
 
     required_policy_refs: tuple[PolicyRef, ...] = omitted_when_empty()
@@ -23,7 +23,7 @@ class AgentPoolMessagePolicy(WireModel):
         return cls()
 
 
-class AgentPoolWakePolicy(WireModel):
+class AgentPoolWakePolicy(DefaultedWireModel):
     """Wake rules of a pool: whether wakes see only event envelopes."""
 
     envelope_only: bool = True
@@ -36,7 +36,7 @@ class AgentPoolWakePolicy(WireModel):
         return cls()
 
 
-class AgentPoolStoreConfig(WireModel):
+class AgentPoolStoreConfig(DefaultedWireModel):
     """The configuration a pool is opened with; ``AgentPoolStoreConfig()`` is the default."""
 
     message_policy: AgentPoolMessagePolicy = Field(

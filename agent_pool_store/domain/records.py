@@ -6,7 +6,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
 
-from agent_pool_store.domain.base import U64, WireModel, omitted_when_empty, omitted_when_null
+from agent_pool_store.domain.base import (
+    U64,
+    DefaultedWireModel,
+    WireModel,
+    omitted_when_empty,
+    omitted_when_null,
+)
 from agent_pool_store.domain.identifiers import AgentPoolId, TopicId
 from agent_pool_store.domain.messages import AgentPoolStoredMessage
 from agent_pool_store.domain.pool import (
@@ -90,7 +96,7 @@ class AgentPoolStoreRecord(WireModel):
     payload: AgentPoolStoreRecordPayload
 
 
-class AgentPoolSnapshot(WireModel):
+class AgentPoolSnapshot(DefaultedWireModel):
     """The state of a pool derived from its records (see ``docs/overview.md``)."""
 
     pool_id: AgentPoolId

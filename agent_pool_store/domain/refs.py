@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from agent_pool_store.domain.base import WireModel, omitted_when_empty, omitted_when_null
+from agent_pool_store.domain.base import (
+    DefaultedWireModel,
+    WireModel,
+    omitted_when_empty,
+    omitted_when_null,
+)
 from agent_pool_store.domain.enums import (
     DestinationKind,
     EntityKind,
@@ -49,7 +54,7 @@ class SourceRef(WireModel):
     redacted_summary: str | None = omitted_when_null()
 
 
-class DestinationRef(WireModel):
+class DestinationRef(DefaultedWireModel):
     """Where something is going."""
 
     kind: DestinationKind
@@ -62,7 +67,7 @@ class DestinationRef(WireModel):
     wire_required = ("privacy", "retention")
 
 
-class EntityRef(WireModel):
+class EntityRef(DefaultedWireModel):
     """A reference to an entity (run, agent, topic, pool, …)."""
 
     kind: EntityKind
