@@ -12,6 +12,9 @@ from agent_pool_store.errors import AgentError
 
 M = TypeVar("M", bound=BaseModel)
 
+MAX_U64 = 2**64 - 1
+"""The largest cursor sequence of the wire format."""
+
 
 def identifier(name: str, value: object) -> str:
     """``value`` as a valid identifier, or AgentError naming the argument."""
@@ -51,6 +54,8 @@ def cursor_sequence(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
             raise AgentError.invalid_argument(f"cursor must not be negative, got {value}")
+        if value > MAX_U64:
+            raise AgentError.invalid_argument(f"cursor must fit in 64 bits, got {value}")
         return value
     raise AgentError.invalid_argument(
         f"cursor must be AgentPoolStoreCursor, int or None, not {type(value).__name__}"

@@ -41,6 +41,10 @@ from agent_pool_store.errors import AgentError
 
 T = TypeVar("T")
 
+MAX_STORED_SEQUENCE = 2**63 - 1
+"""Sequences are stored as signed 64-bit integers; a cursor at or past this has no records
+after it."""
+
 WATCH_BATCH = 1000
 """How many records :meth:`PoolStoreOperations.watch` reads per transaction."""
 
@@ -229,6 +233,8 @@ class PoolStoreOperations(ABC):
         return self._watch(pool_id, after)
 
     def _watch(self, pool_id: str, after: int) -> Iterator[AgentPoolStoreRecord]:
+        if after >= MAX_STORED_SEQUENCE:
+            return  # no stored record can come after it
         while True:
             batch = self._execute(
                 pool_id, write=False, work=functools.partial(_records_after, sequence=after)

@@ -23,11 +23,17 @@ def validate_identifier(value: str) -> str:
     """
     if not value:
         raise ValueError("identifier is empty")
-    # a str of at most 128 characters is at most 512 bytes in UTF-8: skip the encoding
-    if len(value) > MAX_IDENTIFIER_BYTES // 4:
-        size = len(value.encode("utf-8"))
+    if not value.isascii():  # ASCII: one byte per character, nothing to encode
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError as error:
+            raise ValueError(
+                f"identifier is not valid Unicode (lone surrogate at character {error.start})"
+            ) from None
         if size > MAX_IDENTIFIER_BYTES:
             raise ValueError(f"identifier length {size} exceeds max {MAX_IDENTIFIER_BYTES}")
+    elif len(value) > MAX_IDENTIFIER_BYTES:
+        raise ValueError(f"identifier length {len(value)} exceeds max {MAX_IDENTIFIER_BYTES}")
     control = _CONTROL.search(value)
     if control is not None:
         byte_offset = len(value[: control.start()].encode("utf-8"))

@@ -1,0 +1,1 @@
+"""Reliability scenarios: the store's guarantees under concurrency, crashes and damage."""

@@ -1,0 +1,176 @@
+"""Waits for another writer are bounded: Timeout / Retryable, then success once released.
+
+Another connection holds the pool's write lock past the store's ``lock_timeout`` (0.5 s):
+on SQLite a raw ``sqlite3`` connection inside ``BEGIN IMMEDIATE``; on PostgreSQL a raw
+``psycopg`` connection holding the pool's row ``FOR UPDATE``. A second holder is a foreign
+writer (as the reference adapter appends) whose ``MAX(seq) + 1`` row is written but not
+committed. Every write operation must fail with AgentError Timeout / Retryable instead of
+hanging (pytest-timeout guards; no duration is asserted), reads must keep working meanwhile,
+and the same operation must succeed once the lock is released.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from agent_pool_store import (
+    AgentError,
+    AgentErrorKind,
+    AgentPoolMember,
+    AgentPoolStoreCursor,
+    MemberJoined,
+    RetryClassification,
+    SqlAgentPoolStore,
+)
+from tests.factories import message_pair, wake_triple
+from tests.reliability.workers import EQUAL_CONFIG, Database, Raw
+
+POOL = "pool.locked"
+ELSEWHERE = "pool.elsewhere"
+LOCK_TIMEOUT = 0.5
+MESSAGE, RECEIPT = message_pair("message.1")
+CONDITION, COMPILED, REGISTRATION = wake_triple("wake.1")
+FOREIGN = MemberJoined(member=AgentPoolMember(run_id="run.foreign", agent_id="agent.f"))
+
+pytestmark = pytest.mark.timeout(120)
+
+WRITES: dict[str, Callable[[SqlAgentPoolStore], Any]] = {
+    "open_pool": lambda s: s.open_pool(POOL, EQUAL_CONFIG),
+    "record_pool_created": lambda s: s.record_pool_created(POOL),
+    "join_member": lambda s: s.join_member(
+        POOL, AgentPoolMember(run_id="run.new", agent_id="agent.new")
+    ),
+    "leave_member": lambda s: s.leave_member(POOL, "run.a"),
+    "record_message": lambda s: s.record_message(POOL, *message_pair("message.2")),
+    "record_wake": lambda s: s.record_wake(POOL, *wake_triple("wake.2")),
+    "next_event_sequence": lambda s: s.next_event_sequence(POOL),
+    "rebuild": lambda s: s.rebuild(POOL),
+}
+APPENDS = ["record_pool_created", "join_member", "leave_member", "record_message", "record_wake"]
+"""The writes that append a record (only these collide with an uncommitted foreign append
+on PostgreSQL; on SQLite the foreign writer holds the file's write lock)."""
+
+
+RECORDS = 4
+"""Records :func:`populate` writes."""
+
+
+def populate(store: SqlAgentPoolStore, pool: str) -> None:
+    store.open_pool(pool, EQUAL_CONFIG)
+    store.join_member(pool, AgentPoolMember(run_id="run.a", agent_id="agent.a"))
+    store.record_message(pool, MESSAGE, RECEIPT)
+    store.record_wake(pool, CONDITION, COMPILED, REGISTRATION)
+    store.next_event_sequence(pool)
+
+
+def reads(store: SqlAgentPoolStore) -> dict[str, Any]:
+    return {
+        "snapshot": store.snapshot(POOL),
+        "watch": list(store.watch(POOL)),
+        "message_receipt": store.message_receipt(POOL, MESSAGE.idempotency_key),
+        "wake_registration": store.wake_registration(POOL, CONDITION.idempotency_key),
+        "wake": store.wake(POOL, CONDITION.condition_id),
+        "verify": str(store.verify(POOL)),
+    }
+
+
+def hold_write_lock(database: Database, raw: Raw) -> None:
+    raw.begin()
+    if database.dialect == "postgresql":
+        rows = raw.execute(
+            "SELECT pool_id FROM agent_pool_store_pools WHERE pool_id = ? FOR UPDATE", (POOL,)
+        )
+        assert rows == [(POOL,)]
+
+
+def hold_foreign_append(database: Database, raw: Raw) -> None:
+    raw.begin()
+    raw.append_record(POOL, FOREIGN.type, FOREIGN.model_dump_json())
+
+
+HOLDERS = {"write lock": hold_write_lock, "uncommitted foreign append": hold_foreign_append}
+
+
+def assert_timeout(error: AgentError) -> None:
+    assert (error.kind, error.retry) == (AgentErrorKind.TIMEOUT, RetryClassification.RETRYABLE)
+    assert str(error).startswith("Timeout: ")
+
+
+@pytest.mark.parametrize("holder", list(HOLDERS))
+def test_writes_time_out_then_succeed(database: Database, holder: str) -> None:
+    # an uncommitted foreign append blocks only appends on PostgreSQL, every write on SQLite
+    operations = list(WRITES) if holder == "write lock" else ["join_member", "record_wake"]
+    store = database.open(lock_timeout=LOCK_TIMEOUT)
+    populate(store, POOL)
+    before = reads(store)
+    raw = database.raw()
+    HOLDERS[holder](database, raw)
+    outcomes: dict[str, object] = {}
+    try:
+        for name in operations:
+            try:
+                WRITES[name](store)
+                outcomes[name] = "succeeded while the lock was held"
+            except AgentError as error:
+                outcomes[name] = (error.kind, error.retry, str(error).split(":")[0])
+            assert reads(store) == before, f"after {name}"  # readers do not wait for writers
+    finally:
+        raw.commit()
+    timeout = (AgentErrorKind.TIMEOUT, RetryClassification.RETRYABLE, "Timeout")
+    assert outcomes == dict.fromkeys(operations, timeout)
+
+    foreign = 1 if holder == "uncommitted foreign append" else 0
+    for name in operations:  # the same operations succeed once the lock is released
+        result = WRITES[name](store)
+        if name in APPENDS:
+            cursor = result[1] if name == "leave_member" else result
+            assert cursor == AgentPoolStoreCursor(sequence=store.snapshot(POOL).cursor.sequence)
+    log = [record.cursor.sequence for record in store.watch(POOL)]
+    appended = sum(name in APPENDS for name in operations)
+    assert log == list(range(1, RECORDS + foreign + appended + 1))
+    assert store.verify().ok
+
+
+def test_other_pools_while_one_pool_is_locked(database: Database) -> None:
+    """PostgreSQL locks one pool's row; SQLite has one write lock for the whole file."""
+    store = database.open(lock_timeout=LOCK_TIMEOUT)
+    populate(store, POOL)
+    populate(store, ELSEWHERE)
+    raw = database.raw()
+    hold_write_lock(database, raw)
+    member = AgentPoolMember(run_id="run.other", agent_id="agent.o")
+    try:
+        if database.dialect == "postgresql":
+            assert store.join_member(ELSEWHERE, member).sequence == RECORDS + 1
+            assert store.next_event_sequence(ELSEWHERE) == 2
+        else:
+            with pytest.raises(AgentError) as caught:
+                store.join_member(ELSEWHERE, member)
+            assert_timeout(caught.value)
+        assert store.snapshot(ELSEWHERE).cursor is not None
+    finally:
+        raw.rollback()
+    assert store.join_member(ELSEWHERE, member).sequence == RECORDS + 1 + (
+        database.dialect == "postgresql"
+    )
+    assert store.verify().ok
+
+
+def test_timeout_leaves_other_store_objects_and_threads_working(database: Database) -> None:
+    """After a Timeout the store object (and its connection pool) is still usable."""
+    store = database.open(lock_timeout=LOCK_TIMEOUT)
+    populate(store, POOL)
+    raw = database.raw()
+    for _ in range(2):
+        hold_write_lock(database, raw)
+        try:
+            with pytest.raises(AgentError) as caught:
+                store.next_event_sequence(POOL)
+            assert_timeout(caught.value)
+        finally:
+            raw.rollback()
+    assert store.next_event_sequence(POOL) == 2  # the timed-out attempts consumed nothing
+    assert store.verify().ok
