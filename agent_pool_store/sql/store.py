@@ -28,6 +28,7 @@ from agent_pool_store.domain import (
 )
 from agent_pool_store.errors import AgentError
 from agent_pool_store.following import DEFAULT_POLL_INTERVAL, Follower
+from agent_pool_store.gc_pause import gc_paused
 from agent_pool_store.operations import PoolStoreOperations, PoolUnit
 from agent_pool_store.sql import admin
 from agent_pool_store.sql.engine import (
@@ -110,15 +111,16 @@ class SqlPoolUnit:
         return self.uow.event_sequences.next(self.pool_id)
 
     def records_after(self, sequence: int, limit: int) -> list[AgentPoolStoreRecord]:
-        # pool id, sequence and payload are already valid: construct without re-validating
-        return [
-            AgentPoolStoreRecord.model_construct(
-                pool_id=self.pool_id,
-                cursor=AgentPoolStoreCursor.model_construct(sequence=seq),
-                payload=parse_payload(self.pool_id, seq, payload_json),
-            )
-            for seq, payload_json in self.uow.records.rows_after(self.pool_id, sequence, limit)
-        ]
+        rows = self.uow.records.rows_after(self.pool_id, sequence, limit)
+        with gc_paused():
+            return [
+                AgentPoolStoreRecord(
+                    pool_id=self.pool_id,
+                    cursor=AgentPoolStoreCursor(sequence=seq),
+                    payload=parse_payload(self.pool_id, seq, payload_json),
+                )
+                for seq, payload_json in rows
+            ]
 
 
 class SqlAgentPoolStore(PoolStoreOperations):
@@ -294,8 +296,10 @@ class SqlAgentPoolStore(PoolStoreOperations):
         while True:
             rows = uow.records.rows_after(pool_id, seq, CATCH_UP_BATCH)
             batch = ProjectionBatch()
-            for row_seq, payload_json in rows:
-                apply_payload(batch.at(row_seq), parse_payload(pool_id, row_seq, payload_json))
+            with gc_paused():
+                for row_seq, payload_json in rows:
+                    payload = parse_payload(pool_id, row_seq, payload_json)
+                    apply_payload(batch.at(row_seq), payload)
             if rows:
                 projections.write(batch)
                 seq = batch.seq
