@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from agent_pool_store.contract import CursorArg
 from agent_pool_store.domain import (
     AgentPoolMember,
     AgentPoolSnapshot,
@@ -20,13 +19,7 @@ from agent_pool_store.domain import (
     PoolState,
     WakeRegistration,
 )
-from agent_pool_store.following import (
-    DEFAULT_POLL_INTERVAL,
-    ConditionWaiter,
-    Follower,
-    check_follow_arguments,
-    follow_records,
-)
+from agent_pool_store.following import ConditionWaiter, Waiter
 from agent_pool_store.operations import PoolStoreOperations, PoolUnit
 
 T = TypeVar("T")
@@ -116,31 +109,9 @@ class InMemoryAgentPoolStore(PoolStoreOperations):
                 self._backing.appended.notify_all()
             return result
 
-    def follow(
-        self,
-        pool_id: str,
-        cursor: CursorArg = None,
-        *,
-        timeout: float | None = None,
-        stop: threading.Event | None = None,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
-    ) -> Follower:
-        """Yield the pool's records after ``cursor`` as they are appended, by any handle.
-
-        Same semantics as :meth:`agent_pool_store.SqlAgentPoolStore.follow`; appends wake
-        the follower through a condition variable, ``poll_interval`` only paces the checks
-        of ``stop``.
-        """
-        pool, after = check_follow_arguments(pool_id, cursor, timeout, poll_interval)
+    def _open_waiter(self, pool_id: str, poll_interval: float) -> Waiter:
         backing = self._backing
-        return follow_records(
-            lambda sequence: self.watch(pool, sequence),
-            after,
-            lambda: ConditionWaiter(backing.appended, lambda: backing.version),
-            timeout=timeout,
-            stop=stop,
-            poll_interval=poll_interval,
-        )
+        return ConditionWaiter(backing.appended, lambda: backing.version)
 
     def close(self) -> None:
         """Nothing to release; present so every store can be closed alike."""

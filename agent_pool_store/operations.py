@@ -10,6 +10,7 @@ here and nowhere else.
 from __future__ import annotations
 
 import functools
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Protocol, TypeVar
@@ -38,6 +39,13 @@ from agent_pool_store.domain import (
     WakeRegistration,
 )
 from agent_pool_store.errors import AgentError
+from agent_pool_store.following import (
+    DEFAULT_POLL_INTERVAL,
+    Follower,
+    Waiter,
+    check_follow_arguments,
+    follow_records,
+)
 
 T = TypeVar("T")
 
@@ -101,6 +109,10 @@ class PoolStoreOperations(ABC):
 
     label: str = "agent pool"
     """Name used in error messages, e.g. ``"sqlite"`` or ``"in-memory"``."""
+
+    @abstractmethod
+    def _open_waiter(self, pool_id: str, poll_interval: float) -> Waiter:
+        """What tells a follower of the pool that new records may have committed."""
 
     @abstractmethod
     def _execute(self, pool_id: str, *, write: bool, work: Callable[[PoolUnit], T]) -> T:
@@ -253,3 +265,34 @@ class PoolStoreOperations(ABC):
             return unit.next_event_sequence()
 
         return self._execute(pool_id, write=True, work=work)
+
+    def follow(
+        self,
+        pool_id: str,
+        cursor: CursorArg = None,
+        *,
+        timeout: float | None = None,
+        stop: threading.Event | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> Follower:
+        """Yield the pool's records after ``cursor`` as they commit, from any process.
+
+        The iterator first yields what is already there, then waits for new records
+        (PostgreSQL: ``LISTEN``; SQLite: ``PRAGMA data_version`` polled every
+        ``poll_interval`` seconds) and re-reads with ``watch(pool_id, last_cursor)``, so no
+        record is skipped or repeated. It ends when ``stop`` (a ``threading.Event``) is set
+        (checked every ``poll_interval`` seconds while waiting, and after each record), or
+        when ``timeout`` seconds pass without a new record (counted from the start, then
+        from the last record yielded); with neither it runs until closed. Its dedicated
+        connection is opened when iteration starts and closed when it ends or is closed.
+        Arguments are checked when called. The in-memory store wakes on a condition variable.
+        """
+        pool, after = check_follow_arguments(pool_id, cursor, timeout, poll_interval)
+        return follow_records(
+            lambda sequence: self.watch(pool, sequence),
+            after,
+            lambda: self._open_waiter(pool, poll_interval),
+            timeout=timeout,
+            stop=stop,
+            poll_interval=poll_interval,
+        )

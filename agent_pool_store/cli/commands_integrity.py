@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 from rich.text import Text
 
+from agent_pool_store import arguments
 from agent_pool_store.cli.context import CliState, pass_state
 from agent_pool_store.errors import AgentError
-from agent_pool_store.sql.admin import count_records, pool_ids, validate_pool_id
+from agent_pool_store.sql.admin import count_records, pool_ids
 from agent_pool_store.sql.integrity import VerificationReport
 
 
@@ -22,7 +23,7 @@ def verify(state: CliState, pool: str | None) -> None:
     """
     output, state.pool = state.output, pool
     with state.open_store() as store:
-        pools = [validate_pool_id(pool)] if pool is not None else pool_ids(store)
+        pools = [arguments.identifier("pool_id", pool)] if pool is not None else pool_ids(store)
         report = VerificationReport()
         with output.progress("verifying pools", len(pools)) as bar:
             for each in pools:
@@ -53,7 +54,7 @@ def verify(state: CliState, pool: str | None) -> None:
 def rebuild(state: CliState, pool: str) -> None:
     """Recompute POOL's projections from its record log (repairs what verify reports)."""
     state.pool = pool
-    pool_id = validate_pool_id(pool)
+    pool_id = arguments.identifier("pool_id", pool)
     with state.open_store() as store:
         if count_records(store, pool_id) == 0:
             raise AgentError.invalid_argument(

@@ -11,13 +11,13 @@ from typing import BinaryIO
 
 import click
 
+from agent_pool_store import arguments
 from agent_pool_store.cli.context import CliState, pass_state
 from agent_pool_store.errors import AgentError
 from agent_pool_store.sql.admin import (
     count_records,
     export_records,
     import_records,
-    validate_pool_id,
 )
 
 
@@ -60,7 +60,7 @@ def export_command(
     """
     if (pool is None) == (not all_pools):
         raise click.UsageError("give either POOL or --all")
-    pool_id = validate_pool_id(pool) if pool is not None else None
+    pool_id = arguments.identifier("pool_id", pool) if pool is not None else None
     written, pools_seen = 0, set()
     with state.open_store() as store:
         total = count_records(store, pool_id)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import exc, func, select
 
+from agent_pool_store import arguments
 from agent_pool_store.domain.identifiers import validate_identifier
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.operations import PoolUnit
@@ -177,7 +178,7 @@ def export_records(store: SqlAgentPoolStore, pool_id: str | None = None) -> Iter
     sequence. Lines are produced lazily; records appended during the export may or may not
     be included, and none is skipped or repeated within a pool.
     """
-    pools = [validate_pool_id(pool_id)] if pool_id is not None else pool_ids(store)
+    pools = [arguments.identifier("pool_id", pool_id)] if pool_id is not None else pool_ids(store)
     for pool in pools:
         try:
             validate_identifier(pool)
@@ -203,14 +204,6 @@ def export_records(store: SqlAgentPoolStore, pool_id: str | None = None) -> Iter
             if len(rows) < EXPORT_BATCH:
                 break
             after = rows[-1][0]
-
-
-def validate_pool_id(pool_id: str) -> str:
-    """``pool_id`` if it is a valid identifier, else AgentError naming it."""
-    try:
-        return validate_identifier(pool_id)
-    except ValueError as error:
-        raise AgentError.invalid_argument(f"invalid pool_id: {error}") from None
 
 
 # -- import ------------------------------------------------------------------------------------

@@ -18,18 +18,12 @@ it learns that reading again is worth it:
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from agent_pool_store.contract import CursorArg
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.following import (
-    DEFAULT_POLL_INTERVAL,
-    Follower,
     Waiter,
-    check_follow_arguments,
-    follow_records,
 )
 from agent_pool_store.sql.engine import safe_url
 
@@ -171,28 +165,3 @@ def open_waiter(store: SqlAgentPoolStore, pool_id: str, poll_interval: float) ->
     if store.engine.dialect.name == "postgresql":
         return PostgresWaiter(url, pool_id, store.settings.lock_timeout)
     return SqliteWaiter(url, poll_interval, store.settings.lock_timeout)
-
-
-def follow_pool(
-    store: SqlAgentPoolStore,
-    pool_id: str,
-    cursor: CursorArg = None,
-    *,
-    timeout: float | None = None,
-    stop: threading.Event | None = None,
-    poll_interval: float = DEFAULT_POLL_INTERVAL,
-) -> Follower:
-    """Yield the pool's records after ``cursor`` as they commit; see ``SqlAgentPoolStore.follow``.
-
-    Arguments are checked when called; the dedicated connection is opened when iteration
-    starts and closed when it ends.
-    """
-    pool, after = check_follow_arguments(pool_id, cursor, timeout, poll_interval)
-    return follow_records(
-        lambda sequence: store.watch(pool, sequence),
-        after,
-        lambda: open_waiter(store, pool, poll_interval),
-        timeout=timeout,
-        stop=stop,
-        poll_interval=poll_interval,
-    )

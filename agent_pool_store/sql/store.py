@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -13,7 +12,6 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import sessionmaker
 
 from agent_pool_store import arguments
-from agent_pool_store.contract import CursorArg
 from agent_pool_store.domain import (
     AgentPoolMember,
     AgentPoolSnapshot,
@@ -27,7 +25,7 @@ from agent_pool_store.domain import (
     apply_payload,
 )
 from agent_pool_store.errors import AgentError
-from agent_pool_store.following import DEFAULT_POLL_INTERVAL, Follower
+from agent_pool_store.following import Waiter
 from agent_pool_store.gc_pause import gc_paused
 from agent_pool_store.operations import PoolStoreOperations, PoolUnit
 from agent_pool_store.sql import admin
@@ -39,7 +37,7 @@ from agent_pool_store.sql.engine import (
     safe_url,
 )
 from agent_pool_store.sql.errors import is_transient, timeout_error, translate
-from agent_pool_store.sql.follow import follow_pool
+from agent_pool_store.sql.follow import open_waiter
 from agent_pool_store.sql.integrity import VerificationReport, rebuild_pool, verify_pool
 from agent_pool_store.sql.projection_batch import ProjectionBatch
 from agent_pool_store.sql.repositories import PoolHead, parse_payload, parse_projection
@@ -217,30 +215,8 @@ class SqlAgentPoolStore(PoolStoreOperations):
         """
         return admin.pool_summaries(self)
 
-    def follow(
-        self,
-        pool_id: str,
-        cursor: CursorArg = None,
-        *,
-        timeout: float | None = None,
-        stop: threading.Event | None = None,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
-    ) -> Follower:
-        """Yield the pool's records after ``cursor`` as they commit, from any process.
-
-        The iterator first yields what is already there, then waits for new records
-        (PostgreSQL: ``LISTEN``; SQLite: ``PRAGMA data_version`` polled every
-        ``poll_interval`` seconds) and re-reads with ``watch(pool_id, last_cursor)``, so no
-        record is skipped or repeated. It ends when ``stop`` (a ``threading.Event``) is set
-        (checked every ``poll_interval`` seconds while waiting, and after each record), or
-        when ``timeout`` seconds pass without a new record (counted from the start, then
-        from the last record yielded); with neither it runs until closed. Its dedicated
-        connection is opened when iteration starts and closed when it ends or is closed.
-        Arguments are checked when called.
-        """
-        return follow_pool(
-            self, pool_id, cursor, timeout=timeout, stop=stop, poll_interval=poll_interval
-        )
+    def _open_waiter(self, pool_id: str, poll_interval: float) -> Waiter:
+        return open_waiter(self, pool_id, poll_interval)
 
     # -- units of work ---------------------------------------------------------------------
 
