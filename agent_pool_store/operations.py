@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, TypeVar
 
 from agent_pool_store import arguments
@@ -92,12 +92,16 @@ class PoolUnit(Protocol):
         """Advance and return the pool's event counter."""
         ...
 
-    def records_after(self, sequence: int, limit: int) -> list[AgentPoolStoreRecord]:
-        """Up to ``limit`` records with a sequence above ``sequence``, in order."""
+    def records_after(self, sequence: int, limit: int) -> Sequence[AgentPoolStoreRecord]:
+        """Up to ``limit`` records with a sequence above ``sequence``, in order.
+
+        They were read in the unit's transaction; a store may parse each one only when it
+        is reached.
+        """
         ...
 
 
-def _records_after(unit: PoolUnit, sequence: int) -> list[AgentPoolStoreRecord]:
+def _records_after(unit: PoolUnit, sequence: int) -> Sequence[AgentPoolStoreRecord]:
     """A batch of records for watch; none for an unopened pool."""
     if unit.config() is None:
         return []
@@ -251,10 +255,11 @@ class PoolStoreOperations(ABC):
             batch = self._execute(
                 pool_id, write=False, work=functools.partial(_records_after, sequence=after)
             )
-            yield from batch
+            for record in batch:
+                after = record.cursor.sequence
+                yield record
             if len(batch) < WATCH_BATCH:
                 return
-            after = batch[-1].cursor.sequence
 
     def next_event_sequence(self, pool_id: str) -> int:
         """See :meth:`AgentPoolStore.next_event_sequence`."""

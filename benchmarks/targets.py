@@ -126,6 +126,13 @@ def writer_scaling(results: Results, settings: Settings) -> list[Check]:
         ratio = rows[most].per_second / rows[1].per_second
         passed = ratio >= target
         value = f"{rows[most].per_second:,.0f}/s vs {rows[1].per_second:,.0f}/s = {ratio:.2f}x"
+        raw = {
+            r.writers: r.per_second
+            for r in results.writers
+            if (r.dialect, r.layout) == (RAW["postgresql"], "separate pools")
+        }
+        if raw.get(1) and most in raw:
+            value += f" (raw psycopg on this machine: {raw[most] / raw[1]:.2f}x)"
     return [
         Check(
             f"PostgreSQL: {most} writers on {most} pools ≥ {target:g}x one writer",

@@ -5,6 +5,10 @@ module (so no connection is inherited), with its own store on the same database.
 wait at a barrier, then append until the time is up. Layouts: all on one pool (serialised by
 the pool's write lock) or one pool each (PostgreSQL runs them in parallel; SQLite has one
 write lock per file, so there it is for information).
+
+The raw driver runs the same separate-pools layout (one precomputed record per durable
+transaction, nothing around it), which shows how far this machine's cores let any client
+scale.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 
-from agent_pool_store import AgentError, MessageStatus, open_store
+from sqlalchemy.engine import make_url
+
+from agent_pool_store import AgentError, MessageStatus, RunMessageRecorded, open_store
 from benchmarks import payloads
-from benchmarks.results import WriterResult
+from benchmarks.raw_driver import connect
+from benchmarks.results import RAW, WriterResult
 
 LAYOUTS = ("separate pools", "one pool")
 Report = tuple[int, float, int]
@@ -29,9 +36,19 @@ PREBUILT = 400
 START_TIMEOUT = 120.0
 
 
-def writer_pool(layout: str, writers: int, index: int) -> str:
+def writer_pool(layout: str, writers: int, index: int, *, raw: bool = False) -> str:
     suffix = "shared" if layout == "one pool" else str(index)
-    return f"pool.bench.writers.{layout.split(maxsplit=1)[0]}.{writers}.{suffix}"
+    prefix = "pool.bench.raw-writers" if raw else "pool.bench.writers"
+    return f"{prefix}.{layout.split(maxsplit=1)[0]}.{writers}.{suffix}"
+
+
+def _messages(worker: int) -> list[RunMessageRecorded]:
+    return [
+        payloads.stored_message(
+            f"message.{worker * 1_000_000 + index}", MessageStatus.ACCEPTED, index
+        )
+        for index in range(PREBUILT)
+    ]
 
 
 def _writer(
@@ -44,12 +61,7 @@ def _writer(
     results: Queue[Report],
 ) -> None:
     """One writer process: append until ``seconds`` have passed; report count, time, errors."""
-    built = [
-        payloads.stored_message(
-            f"message.{worker * 1_000_000 + index}", MessageStatus.ACCEPTED, index
-        ).stored
-        for index in range(PREBUILT)
-    ]
+    built = [recorded.stored for recorded in _messages(worker)]
     with open_store(url, lock_timeout=30.0) as store:
         store.snapshot(pool_id)  # connect and warm up before the start
         barrier.wait(START_TIMEOUT)
@@ -63,6 +75,30 @@ def _writer(
             except AgentError:
                 errors += 1
         results.put((count, time.perf_counter() - start, errors))
+
+
+def _raw_writer(
+    url: str,
+    pool_id: str,
+    worker: int,
+    seconds: float,
+    *,
+    barrier: Barrier,
+    results: Queue[Report],
+) -> None:
+    """One raw-driver writer: commit precomputed records to its own pool until time is up."""
+    texts = [recorded.model_dump_json() for recorded in _messages(worker)]
+    raw = connect(make_url(url))
+    try:
+        barrier.wait(START_TIMEOUT)
+        count = 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            raw.insert_one(pool_id, count + 1, "run_message", texts[count % PREBUILT])
+            count += 1
+        results.put((count, time.perf_counter() - start, 0))
+    finally:
+        raw.close()
 
 
 def _collect(
@@ -81,19 +117,26 @@ def _collect(
     return reports
 
 
-def run_writers(url: str, dialect: str, layout: str, writers: int, seconds: float) -> WriterResult:
-    """Start ``writers`` processes on the database at ``url`` and sum what they appended."""
-    pools = [writer_pool(layout, writers, index) for index in range(writers)]
-    with open_store(url) as store:
-        for pool in sorted(set(pools)):
-            store.open_pool(pool, payloads.config())
+def run_writers(
+    url: str, dialect: str, layout: str, writers: int, seconds: float, *, raw: bool = False
+) -> WriterResult:
+    """Start ``writers`` processes on the database at ``url`` and sum what they appended.
+
+    With ``raw``, the processes are raw-driver writers (separate pools only) and the result
+    is reported under the raw driver's name.
+    """
+    pools = [writer_pool(layout, writers, index, raw=raw) for index in range(writers)]
+    if not raw:
+        with open_store(url) as store:
+            for pool in sorted(set(pools)):
+                store.open_pool(pool, payloads.config())
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     barrier = context.Barrier(writers)
     results: Queue[Report] = context.Queue()
     processes = [
         context.Process(
-            target=_writer,
+            target=_raw_writer if raw else _writer,
             args=(url, pools[index], index, seconds),
             kwargs={"barrier": barrier, "results": results},
         )
@@ -109,7 +152,7 @@ def run_writers(url: str, dialect: str, layout: str, writers: int, seconds: floa
             if process.is_alive():
                 process.terminate()
     return WriterResult(
-        dialect,
+        RAW[dialect] if raw else dialect,
         layout,
         writers,
         records=sum(count for count, _, _ in reports),
@@ -121,11 +164,17 @@ def run_writers(url: str, dialect: str, layout: str, writers: int, seconds: floa
 def measure_writers(
     urls: dict[str, str], counts: tuple[int, ...], seconds: float
 ) -> list[WriterResult]:
-    """Every dialect, layout and writer count (PostgreSQL first)."""
+    """Every dialect, layout and writer count, then the raw driver (PostgreSQL first)."""
     order = sorted(urls, key=lambda dialect: dialect != "postgresql")
-    return [
-        run_writers(urls[dialect], dialect, layout, writers, seconds)
-        for dialect in order
-        for layout in LAYOUTS
-        for writers in counts
-    ]
+    results = []
+    for dialect in order:
+        results += [
+            run_writers(urls[dialect], dialect, layout, writers, seconds)
+            for layout in LAYOUTS
+            for writers in counts
+        ]
+        results += [
+            run_writers(urls[dialect], dialect, LAYOUTS[0], writers, seconds, raw=True)
+            for writers in counts
+        ]
+    return results

@@ -75,13 +75,13 @@ class PoolSummary:
 
 def _count(uow: SqlUnitOfWork, column: Any, pool_id: str) -> int:
     statement = select(func.count()).select_from(column.table).where(column == pool_id)
-    return int(uow.session.execute(statement).scalar_one())
+    return int(uow.connection.execute(statement).scalar_one())
 
 
 def _read(store: SqlAgentPoolStore, work: Callable[[SqlUnitOfWork], T]) -> T:
     """Run ``work`` in one read unit of work; database errors leave as AgentError."""
     try:
-        with SqlUnitOfWork(store._sessions, write=False) as uow:
+        with SqlUnitOfWork(store.engine, write=False) as uow:
             return work(uow)
     except exc.SQLAlchemyError as error:
         raise translate(error, f"{store.label} agent pool store") from None
@@ -162,7 +162,7 @@ def count_records(store: SqlAgentPoolStore, pool_id: str | None = None) -> int:
     statement = select(func.count()).select_from(table_of(RecordRow))
     if pool_id is not None:
         statement = statement.where(RecordRow.pool_id == pool_id)
-    return _read(store, lambda uow: int(uow.session.execute(statement).scalar_one()))
+    return _read(store, lambda uow: int(uow.connection.execute(statement).scalar_one()))
 
 
 def _rows_after(uow: SqlUnitOfWork, pool_id: str, after: int) -> Sequence[tuple[int, str]]:
@@ -404,7 +404,7 @@ def import_records(
         rows = [record for records in pools.values() for record in records]
         for start in range(0, len(rows), IMPORT_BATCH):
             batch = rows[start : start + IMPORT_BATCH]
-            uow.session.execute(
+            uow.connection.execute(
                 insert,
                 [
                     {

@@ -111,7 +111,6 @@ def build_engine(url_or_engine: str | URL | Engine, settings: EngineSettings) ->
             url = url.set(drivername="postgresql+psycopg")
             lock_ms = max(1, int(settings.lock_timeout * 1000))
             kwargs["connect_args"] = {"options": f"-c lock_timeout={lock_ms}"}
-            kwargs["pool_pre_ping"] = True
         else:
             raise AgentError(
                 AgentErrorKind.HOST_CONFIGURATION_NEEDED,

@@ -1,9 +1,11 @@
 """A :class:`~agent_pool_store.domain.ProjectionSink` that collects projection changes.
 
 The fold is applied to a batch, which keeps only the last change per projection row;
-:meth:`ProjectionRepository.write` then writes each row once (one ``executemany`` per table).
-One appended record makes a batch of one record; catch-up and rebuild fold a thousand records
-per batch, so a row rewritten by many records is written once per batch.
+:meth:`ProjectionRepository.write` then writes each row once, together with the records the
+batch appends and the pool's new watermark (on PostgreSQL in one statement, on SQLite one
+``executemany`` per table). One appended record makes a batch of one record, carrying that
+record; catch-up and rebuild fold a thousand records per batch (already in the log), so a
+row rewritten by many records is written once per batch.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class ProjectionBatch:
     created: bool = False
     rows: dict[Table, dict[str, tuple[int, str | None]]] = field(default_factory=dict)
     """Per table, per key: the sequence that last wrote the row and its JSON (None: delete)."""
+    records: list[tuple[int, str, str]] = field(default_factory=list)
+    """Records to append with these changes: ``(seq, kind, payload_json)``."""
 
     def at(self, seq: int) -> ProjectionBatch:
         """Record the following changes as made by the record at ``seq``."""

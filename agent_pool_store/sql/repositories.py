@@ -1,4 +1,4 @@
-"""Repositories: one per area, each taking a Session, flushing never committing.
+"""Repositories: one per area, each taking the unit of work's connection, never committing.
 
 They read and write rows with Core statements and hand back domain models. The unit of work
 owns the transaction.
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Column, Table, bindparam, delete, func, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import Column, Connection, Table, bindparam, delete, func, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from agent_pool_store.domain import (
     RECORD_PAYLOAD,
@@ -27,6 +27,7 @@ from agent_pool_store.domain import (
     WakeRegistration,
 )
 from agent_pool_store.errors import AgentError
+from agent_pool_store.sql.batch_statement import batch_statement
 from agent_pool_store.sql.projection_batch import ProjectionBatch
 from agent_pool_store.sql.schema import (
     PROJECTION_TABLES,
@@ -38,6 +39,7 @@ from agent_pool_store.sql.schema import (
     RecordRow,
     WakeRegistrationRow,
     WakeRow,
+    key_and_json,
     table_of,
 )
 from agent_pool_store.sql.upsert import (
@@ -99,21 +101,11 @@ def _pool_rows_statement(json_column: Column[str]) -> Any:
     return select(json_column).where(json_column.table.c.pool_id == bindparam("pool_id"))
 
 
-def _key_and_json(table: Table) -> tuple[str, str]:
-    """The key and JSON column names of a projection table."""
-    key, json = (c.name for c in table.columns if c.name not in ("pool_id", "seq"))
-    return key, json
-
-
 @functools.cache
 def _delete_statement(table: Table) -> Any:
     """``DELETE … WHERE pool_id = :pool_id AND <key> = :key`` for a projection table."""
-    key = table.c[_key_and_json(table)[0]]
+    key = table.c[key_and_json(table)[0]]
     return table.delete().where(table.c.pool_id == bindparam("pool_id"), key == bindparam("key"))
-
-
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
 
 
 def parse_projection(pool_id: str, model: type[M], json: str, area: str) -> M:
@@ -155,28 +147,15 @@ class PoolHead:
 class RecordRepository:
     """The record log (``agent_pool_records``)."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.connection = session.connection()  # Core execution: no ORM overhead
-
-    def append(self, pool_id: str, seq: int, payload: AgentPoolStoreRecordPayload) -> None:
-        """Insert the record at ``seq``."""
-        self.connection.execute(
-            _RECORDS_INSERT,
-            {
-                "pool_id": pool_id,
-                "seq": seq,
-                "kind": payload.type,
-                "payload_json": payload.model_dump_json(),
-            },
-        )
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
 
     def rows_after(self, pool_id: str, seq: int, limit: int) -> Sequence[tuple[int, str]]:
         """Up to ``limit`` ``(seq, payload_json)`` after ``seq``, in order."""
         rows = self.connection.execute(
             _ROWS_AFTER, {"pool_id": pool_id, "after": seq, "limit": limit}
         )
-        return [(row.seq, row.payload_json) for row in rows]
+        return cast("list[tuple[int, str]]", rows.all())  # a Row is a tuple
 
     def last_seq(self, pool_id: str) -> int:
         """The highest sequence in the pool's log (0 when empty)."""
@@ -188,9 +167,8 @@ class RecordRepository:
 class PoolRepository:
     """The per-pool row: config, created flag and projection watermark."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.connection = session.connection()  # Core execution: no ORM overhead
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
 
     def head(self, pool_id: str, *, lock: bool) -> PoolHead | None:
         """The pool's row (locked ``FOR UPDATE`` when asked) and its log's last sequence."""
@@ -203,7 +181,7 @@ class PoolRepository:
     def create(self, pool_id: str) -> None:
         """Insert the pool's row if it does not exist yet."""
         self.connection.execute(
-            insert_ignore_statement(_dialect(self.session), table_of(PoolRow)),
+            insert_ignore_statement(self.connection.dialect.name, table_of(PoolRow)),
             {"pool_id": pool_id},
         )
 
@@ -222,36 +200,50 @@ class PoolRepository:
 class EventSequenceRepository:
     """Per-pool event counters (``agent_pool_event_seq``, shared with the reference)."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.connection = session.connection()  # Core execution: no ORM overhead
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
 
     def next(self, pool_id: str) -> int:
         """Advance the pool's counter and return the new value (1 first)."""
-        statement = increment_statement(_dialect(self.session), table_of(EventSequenceRow), "seq")
+        statement = increment_statement(
+            self.connection.dialect.name, table_of(EventSequenceRow), "seq"
+        )
         return int(self.connection.execute(statement, {"pool_id": pool_id, "seq": 1}).scalar_one())
 
 
 class ProjectionRepository:
     """Projections of one pool: written from a :class:`ProjectionBatch`, read by key."""
 
-    def __init__(self, session: Session, pool_id: str) -> None:
-        self.session = session
-        self.connection = session.connection()  # Core execution: no ORM overhead
+    def __init__(self, connection: Connection, pool_id: str) -> None:
+        self.connection = connection
         self.pool_id = pool_id
-        self.pools = PoolRepository(session)
+        self.pools = PoolRepository(connection)
 
     def write(self, batch: ProjectionBatch) -> None:
-        """Write a batch's changes and advance the pool's watermark to ``batch.seq``."""
+        """Append the batch's records, write its changes, advance the watermark to ``seq``.
+
+        PostgreSQL: one statement (see :mod:`agent_pool_store.sql.batch_statement`). SQLite,
+        where a statement costs no round trip: one ``executemany`` per table.
+        """
+        if self.connection.dialect.name == "postgresql":
+            self.connection.execute(*batch_statement(self.pool_id, batch))
+            return
+        if batch.records:
+            self.connection.execute(
+                _RECORDS_INSERT,
+                [
+                    {"pool_id": self.pool_id, "seq": seq, "kind": kind, "payload_json": json}
+                    for seq, kind, json in batch.records
+                ],
+            )
         pool_values: dict[str, object] = {"projected_seq": batch.seq}
         if batch.config_json is not None:
             pool_values["config_json"] = batch.config_json
         if batch.created:
             pool_values["created"] = True
         self.pools.update(self.pool_id, **pool_values)
-        dialect = _dialect(self.session)
         for table, changes in batch.rows.items():
-            key, json_column = _key_and_json(table)
+            key, json_column = key_and_json(table)
             upserts = [
                 {"pool_id": self.pool_id, key: k, json_column: json, "seq": seq}
                 for k, (seq, json) in changes.items()
@@ -263,7 +255,7 @@ class ProjectionRepository:
                 if json is None
             ]
             if upserts:
-                self.connection.execute(upsert_statement(dialect, table), upserts)
+                self.connection.execute(upsert_statement("sqlite", table), upserts)
             if deletes:
                 self.connection.execute(_delete_statement(table), deletes)
 
@@ -330,7 +322,7 @@ class ProjectionRepository:
             PROJECTION_TABLES,
             strict=True,
         ):
-            key, json = (table.c[name] for name in _key_and_json(table))
+            key, json = (table.c[name] for name in key_and_json(table))
             rows = self.connection.execute(select(key, json).where(table.c.pool_id == self.pool_id))
             areas[name] = {row[0]: row[1] for row in rows}
         return areas

@@ -124,6 +124,12 @@ def table_of(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
+def key_and_json(table: Table) -> tuple[str, str]:
+    """The key and JSON column names of a projection table."""
+    key, json = (c.name for c in table.columns if c.name not in ("pool_id", "seq"))
+    return key, json
+
+
 PROJECTION_TABLES = tuple(
     table_of(model)
     for model in (MemberRow, MessageRow, MessageReceiptRow, WakeRow, WakeRegistrationRow)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from sqlalchemy import Engine, exc
 from sqlalchemy.engine import URL
-from sqlalchemy.orm import sessionmaker
 
 from agent_pool_store import arguments
 from agent_pool_store.domain import (
@@ -40,6 +39,7 @@ from agent_pool_store.sql.errors import is_transient, timeout_error, translate
 from agent_pool_store.sql.follow import open_waiter
 from agent_pool_store.sql.integrity import VerificationReport, rebuild_pool, verify_pool
 from agent_pool_store.sql.projection_batch import ProjectionBatch
+from agent_pool_store.sql.record_rows import RecordRows
 from agent_pool_store.sql.repositories import PoolHead, parse_payload, parse_projection
 from agent_pool_store.sql.unit_of_work import SqlUnitOfWork
 
@@ -51,6 +51,19 @@ CATCH_UP_BATCH = 1000
 
 class _CatchUpNeededError(Exception):
     """A read found records its projections have not applied yet."""
+
+
+class _StaleConnectionError(Exception):
+    """The unit's first statement found its pooled connection closed by the server.
+
+    Nothing was sent on that connection in this unit, so running the unit again on a fresh
+    connection is safe. (This replaces a "pre-ping" round trip on every checkout.) A
+    disconnect later in a unit is not retried: a lost COMMIT may have landed.
+    """
+
+    def __init__(self, error: exc.DBAPIError) -> None:
+        super().__init__()
+        self.error = error
 
 
 class SqlPoolUnit:
@@ -97,8 +110,8 @@ class SqlPoolUnit:
 
     def append(self, payload: AgentPoolStoreRecordPayload) -> AgentPoolStoreCursor:
         seq = self.head.projected_seq + 1
-        self.uow.records.append(self.pool_id, seq, payload)
         batch = ProjectionBatch().at(seq)
+        batch.records.append((seq, payload.type, payload.model_dump_json()))
         apply_payload(batch, payload)
         self.projections.write(batch)
         self.head = PoolHead(True, self.head.config_json, self.head.created, seq, seq)
@@ -108,17 +121,8 @@ class SqlPoolUnit:
     def next_event_sequence(self) -> int:
         return self.uow.event_sequences.next(self.pool_id)
 
-    def records_after(self, sequence: int, limit: int) -> list[AgentPoolStoreRecord]:
-        rows = self.uow.records.rows_after(self.pool_id, sequence, limit)
-        with gc_paused():
-            return [
-                AgentPoolStoreRecord(
-                    pool_id=self.pool_id,
-                    cursor=AgentPoolStoreCursor(sequence=seq),
-                    payload=parse_payload(self.pool_id, seq, payload_json),
-                )
-                for seq, payload_json in rows
-            ]
+    def records_after(self, sequence: int, limit: int) -> Sequence[AgentPoolStoreRecord]:
+        return RecordRows(self.pool_id, self.uow.records.rows_after(self.pool_id, sequence, limit))
 
 
 class SqlAgentPoolStore(PoolStoreOperations):
@@ -142,7 +146,6 @@ class SqlAgentPoolStore(PoolStoreOperations):
         self.engine = build_engine(engine, self.settings)
         self.label = self.engine.dialect.name
         self._owns_engine = owns_engine
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def __repr__(self) -> str:
         return f"SqlAgentPoolStore({safe_url(self.engine.url)!r})"
@@ -175,10 +178,10 @@ class SqlAgentPoolStore(PoolStoreOperations):
         report = VerificationReport()
         try:
             if pools is None:
-                with SqlUnitOfWork(self._sessions, write=False) as uow:
+                with SqlUnitOfWork(self.engine, write=False) as uow:
                     pools = uow.pools.pool_ids()
             for each in pools:
-                with SqlUnitOfWork(self._sessions, write=False) as uow:
+                with SqlUnitOfWork(self.engine, write=False) as uow:
                     count, differences = verify_pool(uow, each)
                 report.pools.append(each)
                 report.records += count
@@ -232,12 +235,15 @@ class SqlAgentPoolStore(PoolStoreOperations):
         attempt = 0
         while True:
             try:
-                with SqlUnitOfWork(self._sessions, write=write) as uow:
+                with SqlUnitOfWork(self.engine, write=write) as uow:
                     result = work(self._prepare(uow, pool_id, catch_up=catch_up))
                     uow.commit()
                     return result
             except _CatchUpNeededError:
                 write = True
+            except _StaleConnectionError as stale:
+                if time.monotonic() >= deadline:
+                    raise translate(stale.error, f"{self.label} agent pool store") from None
             except exc.DBAPIError as error:
                 if not is_transient(error):
                     raise translate(error, f"{self.label} agent pool store") from None
@@ -251,7 +257,12 @@ class SqlAgentPoolStore(PoolStoreOperations):
                 raise translate(error, f"{self.label} agent pool store") from None
 
     def _prepare(self, uow: SqlUnitOfWork, pool_id: str, *, catch_up: bool) -> SqlPoolUnit:
-        head = uow.pools.head(pool_id, lock=uow.write)
+        try:
+            head = uow.pools.head(pool_id, lock=uow.write)  # the unit's first statement
+        except exc.DBAPIError as error:
+            if error.connection_invalidated:
+                raise _StaleConnectionError(error) from None
+            raise
         if head is None:
             if not uow.write:
                 if uow.records.last_seq(pool_id):

@@ -1,10 +1,10 @@
-"""The unit of work: one session, one transaction, committed only when told."""
+"""The unit of work: one connection, one transaction, committed only when told."""
 
 from __future__ import annotations
 
 from types import TracebackType
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine
 
 from agent_pool_store.sql.engine import WRITE_OPTION
 from agent_pool_store.sql.repositories import (
@@ -16,46 +16,48 @@ from agent_pool_store.sql.repositories import (
 
 
 class SqlUnitOfWork:
-    """A context manager owning a session and its transaction.
+    """A context manager owning a Core connection and its transaction.
 
-    A write unit begins with the dialect's write lock (SQLite ``BEGIN IMMEDIATE``); the
-    store then locks the pool's row on PostgreSQL. A read unit sees one snapshot for all its
-    statements (a SQLite read transaction always does; on PostgreSQL it runs at REPEATABLE
-    READ), so a snapshot is never torn by a concurrent commit. Leaving the block without
-    :meth:`commit` rolls everything back.
+    The store's hot paths are Core statements, so the unit of work holds a
+    :class:`~sqlalchemy.Connection` rather than an ORM Session (whose identity map and
+    state tracking it would never use). A write unit begins with the dialect's write lock
+    (SQLite ``BEGIN IMMEDIATE``); the store then locks the pool's row on PostgreSQL. A read
+    unit sees one snapshot for all its statements (a SQLite read transaction always does; on
+    PostgreSQL it runs at REPEATABLE READ), so a snapshot is never torn by a concurrent
+    commit. Leaving the block without :meth:`commit` rolls everything back.
     """
 
-    session: Session
+    connection: Connection
     records: RecordRepository
     pools: PoolRepository
     event_sequences: EventSequenceRepository
 
-    def __init__(self, sessions: sessionmaker[Session], *, write: bool) -> None:
-        self._sessions = sessions
+    def __init__(self, engine: Engine, *, write: bool) -> None:
+        self._engine = engine
         self.write = write
 
     def __enter__(self) -> SqlUnitOfWork:
-        self.session = self._sessions()
+        options: dict[str, object] = {WRITE_OPTION: self.write}
+        if not self.write and self._engine.dialect.name == "postgresql":
+            options["isolation_level"] = "REPEATABLE READ"  # one snapshot for all reads
+        self.connection = self._engine.connect().execution_options(**options)
         try:
-            options: dict[str, object] = {WRITE_OPTION: self.write}
-            if not self.write and self.session.get_bind().dialect.name == "postgresql":
-                options["isolation_level"] = "REPEATABLE READ"  # one snapshot for all reads
-            self.session.connection(execution_options=options)
+            self.connection.begin()
         except BaseException:
-            self.session.close()
+            self.connection.close()
             raise
-        self.records = RecordRepository(self.session)
-        self.pools = PoolRepository(self.session)
-        self.event_sequences = EventSequenceRepository(self.session)
+        self.records = RecordRepository(self.connection)
+        self.pools = PoolRepository(self.connection)
+        self.event_sequences = EventSequenceRepository(self.connection)
         return self
 
     def projections(self, pool_id: str) -> ProjectionRepository:
         """The projection repository of one pool."""
-        return ProjectionRepository(self.session, pool_id)
+        return ProjectionRepository(self.connection, pool_id)
 
     def commit(self) -> None:
         """Commit the transaction."""
-        self.session.commit()
+        self.connection.commit()
 
     def __exit__(
         self,
@@ -63,4 +65,4 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.session.close()  # rolls back whatever was not committed
+        self.connection.close()  # rolls back whatever was not committed
