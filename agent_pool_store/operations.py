@@ -157,7 +157,22 @@ class PoolStoreOperations(ABC):
         pool_id = arguments.identifier("pool_id", pool_id)
         return self._read(pool_id, lambda unit: unit.snapshot())
 
+    def _append_directly(
+        self, pool_id: str, payload: AgentPoolStoreRecordPayload
+    ) -> AgentPoolStoreCursor | None:
+        """Append a record that depends on nothing but the pool being opened, in one step.
+
+        A store may offer a shorter path for such appends (``record_pool_created``,
+        ``join_member``, ``record_message``, ``record_wake``); it returns ``None`` whenever it
+        did not append (pool not opened, records to catch up with, a failure), and the
+        append then runs as a unit of work, which decides and reports. Default: ``None``.
+        """
+        return None
+
     def _append(self, pool_id: str, payload: AgentPoolStoreRecordPayload) -> AgentPoolStoreCursor:
+        appended = self._append_directly(pool_id, payload)
+        if appended is not None:
+            return appended
 
         def work(unit: PoolUnit) -> AgentPoolStoreCursor:
             self._opened(unit)

@@ -1,13 +1,21 @@
-"""PostgreSQL: a whole :class:`ProjectionBatch` written by one statement.
+"""PostgreSQL: a batch of records and projection changes written by one statement.
 
 Every round trip to the server costs more than the statement it carries, so on PostgreSQL
-an append (record, projection rows, pool watermark) is a single ``UPDATE`` of the pool row
-with data-modifying CTEs: one ``INSERT … SELECT FROM json_to_recordset(…)`` per table the
-batch touches (``ON CONFLICT DO UPDATE`` for projections), one ``DELETE`` per table it
-deletes from. Rows travel as one JSON parameter per table (serialised by the C ``json``
-encoder; text arrays would be escaped character by character in Python), so the statement
-depends only on which tables the batch touches, not on how many rows; each such shape is
-built once and psycopg prepares it.
+a :class:`ProjectionBatch` (records, projection rows, pool watermark) is written by a single
+``UPDATE`` of the pool row with data-modifying CTEs: one ``INSERT … SELECT FROM
+json_to_recordset(…)`` per table the batch touches (``ON CONFLICT DO UPDATE`` for
+projections), one ``DELETE`` per table it deletes from. Rows travel as one JSON parameter
+per table (serialised by the C ``json`` encoder; text arrays would be escaped character by
+character in Python), so the statement depends only on which tables the batch touches, not
+on how many rows; each such shape is built once and psycopg prepares it.
+
+:func:`batch_statement` writes a batch inside a unit of work that already holds the pool's
+lock and knows the sequences. :func:`append_statement` is the whole append of one record in
+one autocommit statement: a ``head`` CTE locks the pool's row ``FOR UPDATE`` and yields
+watermark + 1 only if the pool's config is one the caller can read and nothing follows the
+watermark in the log; every write takes its sequence from ``head``, so an empty ``head``
+writes nothing. After waiting for the lock, PostgreSQL re-reads the locked row (READ
+COMMITTED), so ``head`` sees the watermark of the writer it waited for.
 
 A batch holds at most one change per row, so no CTE touches a row twice, as PostgreSQL
 requires of one statement.
@@ -18,7 +26,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import BigInteger, Table, Text, bindparam, column, func, select
+from sqlalchemy import BigInteger, Table, Text, bindparam, column, exists, func, select
 from sqlalchemy.dialects import postgresql
 
 from agent_pool_store.sql.projection_batch import ProjectionBatch
@@ -49,12 +57,19 @@ def _insert_records() -> Any:
     )
 
 
-def _upsert(table: Table) -> Any:
+def _upsert(table: Table, head: Any = None) -> Any:
+    """Upsert the table's rows; each row's ``seq`` is its own, or ``head.seq`` if given."""
     key, json = key_and_json(table)
-    rows = _rows(f"{table.name}_rows", ("key", Text), ("json", Text), ("seq", BigInteger))
-    insert = postgresql.insert(table).from_select(
-        ["pool_id", key, json, "seq"], select(_POOL_ID, rows.c.key, rows.c.json, rows.c.seq)
-    )
+    if head is None:
+        rows = _rows(f"{table.name}_rows", ("key", Text), ("json", Text), ("seq", BigInteger))
+        seq = rows.c.seq
+    else:
+        rows = _rows(f"{table.name}_rows", ("key", Text), ("json", Text))
+        seq = select(head.c.seq).scalar_subquery()
+    chosen = select(_POOL_ID, rows.c.key, rows.c.json, seq)
+    if head is not None:
+        chosen = chosen.where(exists(select(head.c.seq)))
+    insert = postgresql.insert(table).from_select(["pool_id", key, json, "seq"], chosen)
     return insert.on_conflict_do_update(
         index_elements=["pool_id", key],
         set_={json: insert.excluded[json], "seq": insert.excluded.seq},
@@ -62,6 +77,7 @@ def _upsert(table: Table) -> Any:
 
 
 def _delete(table: Table) -> Any:
+    """Delete the table's rows named in the batch."""
     key, _ = key_and_json(table)
     keys = func.json_array_elements_text(
         bindparam(f"{table.name}_deleted", type_=postgresql.JSON)
@@ -90,6 +106,26 @@ def _statement(shape: Shape) -> Any:
     return update.add_cte(*ctes) if ctes else update
 
 
+def _row_params(
+    batch: ProjectionBatch, params: dict[str, Any], *, with_seq: bool
+) -> tuple[tuple[Table, ...], tuple[Table, ...]]:
+    """Put the batch's rows into ``params``; the tables upserted into and deleted from."""
+    upserted, deleted = [], []
+    for table, changes in batch.rows.items():
+        kept = [(key, seq, json) for key, (seq, json) in changes.items() if json is not None]
+        gone = [key for key, (_, json) in changes.items() if json is None]
+        if kept:
+            upserted.append(table)
+            params[f"{table.name}_rows"] = [
+                {"key": key, "json": json, "seq": seq} if with_seq else {"key": key, "json": json}
+                for key, seq, json in kept
+            ]
+        if gone:
+            deleted.append(table)
+            params[f"{table.name}_deleted"] = gone
+    return tuple(upserted), tuple(deleted)
+
+
 def batch_statement(pool_id: str, batch: ProjectionBatch) -> tuple[Any, dict[str, Any]]:
     """The statement writing ``batch`` to ``pool_id`` and its parameters."""
     params: dict[str, Any] = {
@@ -102,17 +138,69 @@ def batch_statement(pool_id: str, batch: ProjectionBatch) -> tuple[Any, dict[str
         params["records"] = [
             {"seq": seq, "kind": kind, "payload_json": json} for seq, kind, json in batch.records
         ]
-    upserted, deleted = [], []
-    for table, changes in batch.rows.items():
-        kept = [(key, seq, json) for key, (seq, json) in changes.items() if json is not None]
-        gone = [key for key, (_, json) in changes.items() if json is None]
-        if kept:
-            upserted.append(table)
-            params[f"{table.name}_rows"] = [
-                {"key": key, "json": json, "seq": seq} for key, seq, json in kept
-            ]
-        if gone:
-            deleted.append(table)
-            params[f"{table.name}_deleted"] = gone
-    shape = (bool(batch.records), tuple(upserted), tuple(deleted))
-    return _statement(shape), params
+    upserted, deleted = _row_params(batch, params, with_seq=True)
+    return _statement((bool(batch.records), upserted, deleted)), params
+
+
+def append_statement(
+    pool_id: str, readable_config: str, kind: str, payload_json: str, batch: ProjectionBatch
+) -> tuple[Any, dict[str, Any]]:
+    """One record and its projection changes (``batch``, without sequences), in one statement.
+
+    The statement locks the pool's row and appends at its watermark + 1 only if the pool's
+    stored config is exactly ``readable_config`` (opened, with a config the caller knows it
+    can read) and no record follows the watermark (no foreign records to catch up with); it
+    returns the new sequence, or no row when it did nothing. ``batch`` must not set a
+    config (``pool_opened`` compares configs first, in a unit of work) nor delete rows
+    (``member_left`` looks the member up first, in a unit of work): a delete in a statement
+    that waited for the pool's lock would not see rows committed while it waited.
+    """
+    params: dict[str, Any] = {
+        "batch_pool_id": pool_id,
+        "batch_created": batch.created,
+        "readable_config": readable_config,
+        "record_kind": kind,
+        "record_payload": payload_json,
+    }
+    upserted, deleted = _row_params(batch, params, with_seq=False)
+    if batch.config_json is not None or deleted:
+        raise ValueError("append_statement: the batch sets a config or deletes rows")
+    return _append_statement((True, upserted, deleted)), params
+
+
+@functools.cache
+def _append_statement(shape: Shape) -> Any:
+    """One record appended to an opened, caught-up pool, or nothing; returns the new seq."""
+    _, upserted, _ = shape
+    following = _RECORDS.c.seq > _POOLS.c.projected_seq
+    head = (
+        select((_POOLS.c.projected_seq + 1).label("seq"))
+        .where(
+            _POOLS.c.pool_id == _POOL_ID,
+            _POOLS.c.config_json == bindparam("readable_config", type_=Text),
+            ~exists().where(_RECORDS.c.pool_id == _POOL_ID, following),
+        )
+        .with_for_update(of=_POOLS)
+        .cte("head")
+    )
+    record = _RECORDS.insert().from_select(
+        ["pool_id", "seq", "kind", "payload_json"],
+        select(
+            _POOL_ID,
+            head.c.seq,
+            bindparam("record_kind", type_=Text),
+            bindparam("record_payload", type_=Text),
+        ),
+    )
+    ctes = [head, record.cte("insert_record")]
+    ctes += [_upsert(table, head).cte(f"upsert_{table.name}") for table in upserted]
+    update = (
+        _POOLS.update()
+        .where(_POOLS.c.pool_id == _POOL_ID, exists(select(head.c.seq)))
+        .values(
+            projected_seq=select(head.c.seq).scalar_subquery(),
+            created=_POOLS.c.created | bindparam("batch_created"),
+        )
+        .returning(_POOLS.c.projected_seq)
+    )
+    return update.add_cte(*ctes)

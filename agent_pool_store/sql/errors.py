@@ -38,6 +38,11 @@ def is_transient(error: exc.DBAPIError) -> bool:
     return False
 
 
+def is_lock_timeout(error: exc.DBAPIError) -> bool:
+    """Whether a PostgreSQL statement gave up waiting for a lock (``lock_timeout``)."""
+    return _sqlstate(error) in _PG_LOCK_TIMEOUT
+
+
 def timeout_error(what: str, seconds: float) -> AgentError:
     """The bounded wait for the write lock ran out."""
     return AgentError(

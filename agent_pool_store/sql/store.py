@@ -28,6 +28,7 @@ from agent_pool_store.following import Waiter
 from agent_pool_store.gc_pause import gc_paused
 from agent_pool_store.operations import PoolStoreOperations, PoolUnit
 from agent_pool_store.sql import admin
+from agent_pool_store.sql.batch_statement import append_statement
 from agent_pool_store.sql.engine import (
     DEFAULT_URL,
     EngineSettings,
@@ -35,7 +36,7 @@ from agent_pool_store.sql.engine import (
     build_engine,
     safe_url,
 )
-from agent_pool_store.sql.errors import is_transient, timeout_error, translate
+from agent_pool_store.sql.errors import is_lock_timeout, is_transient, timeout_error, translate
 from agent_pool_store.sql.follow import open_waiter
 from agent_pool_store.sql.integrity import VerificationReport, rebuild_pool, verify_pool
 from agent_pool_store.sql.projection_batch import ProjectionBatch
@@ -47,6 +48,9 @@ T = TypeVar("T")
 
 CATCH_UP_BATCH = 1000
 """Records applied per statement batch when catching up with a foreign writer."""
+
+READABLE_CONFIGS_KEPT = 4096
+"""Pools whose stored config a store remembers having parsed (see ``_append_directly``)."""
 
 
 class _CatchUpNeededError(Exception):
@@ -69,13 +73,16 @@ class _StaleConnectionError(Exception):
 class SqlPoolUnit:
     """One pool inside one SQL unit of work (see :class:`~agent_pool_store.operations.PoolUnit`)."""
 
-    def __init__(self, uow: SqlUnitOfWork, pool_id: str, head: PoolHead) -> None:
+    def __init__(
+        self, uow: SqlUnitOfWork, pool_id: str, head: PoolHead, readable_configs: dict[str, str]
+    ) -> None:
         self.uow = uow
         self.pool_id = pool_id
         self.head = head
         self.projections = uow.projections(pool_id)
         self._config: AgentPoolStoreConfig | None = None
         self._stale = False
+        self._readable_configs = readable_configs
 
     def _current(self) -> PoolHead:
         """The pool's head, re-read if an append may have changed config or created."""
@@ -91,7 +98,13 @@ class SqlPoolUnit:
             self._config = parse_projection(
                 self.pool_id, AgentPoolStoreConfig, config_json, "config"
             )
+            self._remember_readable(config_json)
         return self._config
+
+    def _remember_readable(self, config_json: str) -> None:
+        if len(self._readable_configs) >= READABLE_CONFIGS_KEPT:
+            self._readable_configs.clear()
+        self._readable_configs[self.pool_id] = config_json
 
     def snapshot(self) -> AgentPoolSnapshot:
         return self.projections.load_state(self._current()).snapshot(self.pool_id)
@@ -114,6 +127,8 @@ class SqlPoolUnit:
         batch.records.append((seq, payload.type, payload.model_dump_json()))
         apply_payload(batch, payload)
         self.projections.write(batch)
+        if batch.config_json is not None:  # written from a validated model: readable
+            self._remember_readable(batch.config_json)
         self.head = PoolHead(True, self.head.config_json, self.head.created, seq, seq)
         self._stale = True
         return AgentPoolStoreCursor(sequence=seq)
@@ -146,6 +161,8 @@ class SqlAgentPoolStore(PoolStoreOperations):
         self.engine = build_engine(engine, self.settings)
         self.label = self.engine.dialect.name
         self._owns_engine = owns_engine
+        self._readable_configs: dict[str, str] = {}
+        """Per pool, the stored config JSON this store last parsed successfully."""
 
     def __repr__(self) -> str:
         return f"SqlAgentPoolStore({safe_url(self.engine.url)!r})"
@@ -221,6 +238,41 @@ class SqlAgentPoolStore(PoolStoreOperations):
     def _open_waiter(self, pool_id: str, poll_interval: float) -> Waiter:
         return open_waiter(self, pool_id, poll_interval)
 
+    # -- appends ---------------------------------------------------------------------------
+
+    def _append_directly(
+        self, pool_id: str, payload: AgentPoolStoreRecordPayload
+    ) -> AgentPoolStoreCursor | None:
+        """PostgreSQL: the append as one autocommit statement (one round trip).
+
+        The statement (:func:`~agent_pool_store.sql.batch_statement.append_statement`) locks
+        the pool's row and appends only if the pool's stored config is the text this store
+        last parsed successfully for it (so a damaged config still fails the append with
+        RepairNeeded, as on SQLite) and the log has nothing to catch up with. In every other
+        case (the pool's first append on this store included), and on any error but a lock
+        wait that ran out, it leaves the append to a unit of work, which catches up, retries
+        or reports. SQLite has no data-modifying CTEs, and a statement there costs no round
+        trip: it always uses the unit of work.
+        """
+        config_json = self._readable_configs.get(pool_id)
+        if self.label != "postgresql" or config_json is None:
+            return None
+        batch = ProjectionBatch()
+        apply_payload(batch, payload)
+        statement = append_statement(
+            pool_id, config_json, payload.type, payload.model_dump_json(), batch
+        )
+        try:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                seq = conn.execute(*statement).scalar_one_or_none()
+        except exc.DBAPIError as error:
+            if is_lock_timeout(error):
+                raise timeout_error(
+                    f"{self.label} agent pool store", self.settings.lock_timeout
+                ) from None
+            return None
+        return None if seq is None else AgentPoolStoreCursor(sequence=seq)
+
     # -- units of work ---------------------------------------------------------------------
 
     def _execute(
@@ -267,7 +319,9 @@ class SqlAgentPoolStore(PoolStoreOperations):
             if not uow.write:
                 if uow.records.last_seq(pool_id):
                     raise _CatchUpNeededError
-                return SqlPoolUnit(uow, pool_id, PoolHead(False, None, False, 0, 0))
+                return SqlPoolUnit(
+                    uow, pool_id, PoolHead(False, None, False, 0, 0), self._readable_configs
+                )
             uow.pools.create(pool_id)
             head = uow.pools.head(pool_id, lock=True)
             assert head is not None
@@ -275,7 +329,7 @@ class SqlAgentPoolStore(PoolStoreOperations):
             if not uow.write:
                 raise _CatchUpNeededError
             head = self._catch_up(uow, pool_id, head)
-        return SqlPoolUnit(uow, pool_id, head)
+        return SqlPoolUnit(uow, pool_id, head, self._readable_configs)
 
     def _catch_up(self, uow: SqlUnitOfWork, pool_id: str, head: PoolHead) -> PoolHead:
         projections = uow.projections(pool_id)

@@ -620,3 +620,118 @@ def test_stale_pooled_connections_are_replaced(pg_url: URL) -> None:
         report = store.verify()
         assert report.ok, str(report)
         assert report.records == 6 + HELD
+
+
+# --- PostgreSQL: appends in one statement ----------------------------------------------------
+
+
+@dataclass
+class StatementLog:
+    """Every statement an engine sends, in order."""
+
+    statements: list[str] = field(default_factory=list)
+
+    def __call__(self, conn: object, cursor: object, statement: str, *args: object) -> None:
+        self.statements.append(statement)
+
+    def clear(self) -> list[str]:
+        sent, self.statements = self.statements, []
+        return sent
+
+
+@pytest.mark.postgresql
+def test_appends_to_a_known_pool_are_one_statement(pg_url: URL) -> None:
+    """record_pool_created, join_member, record_message and record_wake: one statement each
+    once the store has read the pool's config; the first append, an append after foreign
+    records and an append to a pool whose config was damaged take the unit of work."""
+    store = open_store(pg_url)
+    log = StatementLog()
+    event.listen(store.engine, "before_cursor_execute", log)
+    raw = Raw("postgresql", pg_url.set(drivername="postgresql").render_as_string(False))
+    try:
+        store.open_pool(POOL, EQUAL_CONFIG)  # this store wrote the config: it can read it
+        log.clear()
+        assert store.record_pool_created(POOL).sequence == 2
+        assert len(log.clear()) == 1
+        condition, compiled, registration = wake_triple("wake.direct")
+        appends: list[Callable[[], AgentPoolStoreCursor]] = [
+            lambda: store.join_member(POOL, member("run.direct")),
+            lambda: store.record_message(POOL, *message_pair("message.direct")),
+            lambda: store.record_wake(POOL, condition, compiled, registration),
+        ]
+        for expected, append in enumerate(appends, start=3):
+            assert append().sequence == expected
+            assert len(log.clear()) == 1
+
+        # A second store object on the same database: its first append reads the config.
+        other = open_store(pg_url)
+        other_log = StatementLog()
+        event.listen(other.engine, "before_cursor_execute", other_log)
+        assert other.join_member(POOL, member("run.other")).sequence == 6
+        assert len(other_log.clear()) > 1
+        assert other.join_member(POOL, member("run.other.2")).sequence == 7
+        assert len(other_log.clear()) == 1
+        other.close()
+
+        # Foreign records past the watermark: the statement does nothing, a unit catches up.
+        foreign = MemberJoined(member=member("run.foreign"))
+        raw.append_record(POOL, foreign.type, foreign.model_dump_json())  # seq 8
+        assert store.join_member(POOL, member("run.after")).sequence == 9
+        assert len(log.clear()) > 1
+        assert {m.run_id for m in store.snapshot(POOL).members} >= {"run.foreign", "run.after"}
+
+        # A damaged config projection: the append fails as on SQLite, and writes nothing.
+        raw.execute(
+            "UPDATE agent_pool_store_pools SET config_json = ? WHERE pool_id = ?",
+            ('{"unexpected": true}', POOL),
+        )
+        with pytest.raises(AgentError) as caught:
+            store.join_member(POOL, member("run.refused"))
+        assert caught.value.retry is RetryClassification.REPAIR_NEEDED
+        assert raw.last_seq(POOL) == 9
+        assert store.rebuild(POOL) == 9
+        assert store.verify().ok
+        assert [r.cursor.sequence for r in store.watch(POOL)] == list(range(1, 10))
+    finally:
+        raw.close()
+        store.close()
+
+
+@pytest.mark.postgresql
+def test_one_statement_appends_from_many_threads_keep_the_log_gapless(pg_url: URL) -> None:
+    """Threads appending to one pool through the one-statement path, with a second store
+    object and a foreign writer interleaved: cursors 1..N once each, and verify is ok."""
+    stores = [open_store(pg_url), open_store(pg_url)]
+    raw = Raw("postgresql", pg_url.set(drivername="postgresql").render_as_string(False))
+    try:
+        for store in stores:
+            store.open_pool(POOL, EQUAL_CONFIG)  # the second call reads the stored config
+        calls: list[Callable[[], AgentPoolStoreCursor]] = [
+            functools.partial(stores[i % 2].join_member, POOL, member(f"run.{i}"))
+            for i in range(60)
+        ]
+        calls += [
+            functools.partial(stores[i % 2].record_message, POOL, *message_pair(f"m.{i}"))
+            for i in range(60)
+        ]
+        foreign = MemberJoined(member=member("run.foreign"))
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            futures = [pool.submit(call) for call in calls]
+            while True:  # a foreign writer takes MAX(seq) + 1 and retries on a collision
+                try:
+                    raw.append_record(POOL, foreign.type, foreign.model_dump_json())
+                    break
+                except Exception as error:  # the driver's unique violation
+                    assert "duplicate key" in str(error)
+            cursors = [future.result().sequence for future in futures]
+        assert len(set(cursors)) == len(cursors) == 120
+        (foreign_seq,) = set(range(2, 123)) - set(cursors)  # 1 is pool_opened
+        records = list(stores[0].watch(POOL))
+        assert [r.cursor.sequence for r in records] == list(range(1, 123))
+        assert records[foreign_seq - 1].payload == foreign
+        assert len(stores[1].snapshot(POOL).members) == 61
+        assert stores[0].verify().ok
+    finally:
+        raw.close()
+        for store in stores:
+            store.close()
