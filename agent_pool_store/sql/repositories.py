@@ -28,6 +28,7 @@ from agent_pool_store.domain import (
 )
 from agent_pool_store.errors import AgentError
 from agent_pool_store.sql.batch_statement import batch_statement
+from agent_pool_store.sql.driver_execution import execute_many
 from agent_pool_store.sql.projection_batch import ProjectionBatch
 from agent_pool_store.sql.schema import (
     PROJECTION_TABLES,
@@ -223,13 +224,15 @@ class ProjectionRepository:
         """Append the batch's records, write its changes, advance the watermark to ``seq``.
 
         PostgreSQL: one statement (see :mod:`agent_pool_store.sql.batch_statement`). SQLite,
-        where a statement costs no round trip: one ``executemany`` per table.
+        where a statement costs no round trip: one ``executemany`` per table, on the driver
+        connection (see :mod:`agent_pool_store.sql.driver_execution`).
         """
         if self.connection.dialect.name == "postgresql":
             self.connection.execute(*batch_statement(self.pool_id, batch))
             return
         if batch.records:
-            self.connection.execute(
+            execute_many(
+                self.connection,
                 _RECORDS_INSERT,
                 [
                     {"pool_id": self.pool_id, "seq": seq, "kind": kind, "payload_json": json}
@@ -241,7 +244,11 @@ class ProjectionRepository:
             pool_values["config_json"] = batch.config_json
         if batch.created:
             pool_values["created"] = True
-        self.pools.update(self.pool_id, **pool_values)
+        execute_many(
+            self.connection,
+            _pool_update(tuple(sorted(pool_values))),
+            [{"pool_id_key": self.pool_id, **pool_values}],
+        )
         for table, changes in batch.rows.items():
             key, json_column = key_and_json(table)
             upserts = [
@@ -255,9 +262,9 @@ class ProjectionRepository:
                 if json is None
             ]
             if upserts:
-                self.connection.execute(upsert_statement("sqlite", table), upserts)
+                execute_many(self.connection, upsert_statement("sqlite", table), upserts)
             if deletes:
-                self.connection.execute(_delete_statement(table), deletes)
+                execute_many(self.connection, _delete_statement(table), deletes)
 
     def _get(self, json_column: Column[str], key: str, model: type[M]) -> M | None:
         """The model in ``json_column`` of the row keyed by this pool and ``key``."""

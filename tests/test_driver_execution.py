@@ -1,0 +1,63 @@
+"""``agent_pool_store.sql.driver_execution``: Core statements run on the sqlite3 connection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import bindparam, create_engine, exc, func, select
+
+from agent_pool_store.sql.driver_execution import driver_statement, execute_many
+from agent_pool_store.sql.schema import PoolRow, RecordRow, table_of
+from tests.databases import sqlite_url
+
+RECORDS = table_of(RecordRow)
+POOLS = table_of(PoolRow)
+
+
+def test_rows_are_written_in_the_units_transaction(sqlite_file: Path) -> None:
+    engine = create_engine(sqlite_url(sqlite_file))
+    rows = [{"pool_id": "pool.a", "seq": s, "kind": "k", "payload_json": f"{s}"} for s in (1, 2)]
+    with engine.connect() as connection:
+        execute_many(connection, RECORDS.insert(), rows)
+        connection.rollback()
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(RECORDS)).scalar_one() == 0
+        execute_many(connection, RECORDS.insert(), rows)
+        connection.commit()
+    with engine.connect() as connection:
+        stored = connection.execute(select(RECORDS.c.seq, RECORDS.c.payload_json)).all()
+    assert sorted(stored) == [(1, "1"), (2, "2")]
+    engine.dispose()
+
+
+def test_driver_errors_arrive_as_sqlalchemy_errors(sqlite_file: Path) -> None:
+    engine = create_engine(sqlite_url(sqlite_file))
+    row = {"pool_id": "pool.a", "seq": 1, "kind": "k", "payload_json": "{}"}
+    with engine.connect() as connection:
+        execute_many(connection, RECORDS.insert(), [row])
+        with pytest.raises(exc.IntegrityError) as caught:
+            execute_many(connection, RECORDS.insert(), [row])
+        assert "UNIQUE" in str(caught.value.orig)
+        assert "agent_pool_records" in str(caught.value.orig)
+    engine.dispose()
+
+
+def test_parameters_follow_the_compiled_order_and_literals_are_kept(sqlite_file: Path) -> None:
+    engine = create_engine(sqlite_url(sqlite_file))
+    update = (
+        POOLS.update()
+        .where(POOLS.c.pool_id == bindparam("key"))
+        .values(projected_seq=bindparam("seq") + 10, created=True)
+    )
+    prepared = driver_statement(update, engine.dialect)
+    assert prepared.parameters({"seq": 5, "key": "pool.a"})[-1] == "pool.a"
+    with pytest.raises(KeyError):
+        prepared.parameters({"seq": 5})  # a required bind is never filled in silently
+    with engine.connect() as connection:
+        connection.execute(POOLS.insert().values(pool_id="pool.a"))
+        execute_many(connection, update, [{"seq": 5, "key": "pool.a"}])
+        connection.commit()
+        stored = connection.execute(select(POOLS.c.projected_seq, POOLS.c.created)).one()
+    assert tuple(stored) == (15, True)
+    engine.dispose()
