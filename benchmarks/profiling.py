@@ -1,9 +1,11 @@
-"""``python -m benchmarks.profiling``: where our store's time goes on SQLite (cProfile).
+"""``python -m benchmarks.profiling``: where our store's time goes (cProfile).
 
 Profiles single-writer ``record_message`` appends, a whole-log ``watch`` and repeated
-``snapshot`` calls on a SQLite file in a temporary directory, and prints for each the time
-per package (own time summed by where the code lives) and the top functions by own and by
-cumulative time.
+``snapshot`` calls on a SQLite file in a temporary directory (or, with ``--postgresql``, on a
+PostgreSQL database created for the run and dropped afterwards), and prints for each the
+time per package (own time summed by where the code lives) and the top functions by own and
+by cumulative time. On PostgreSQL, psycopg's ``wait`` is where the client waits for the
+server.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 from agent_pool_store import MessageStatus, SqlAgentPoolStore, open_store
 from benchmarks import payloads
-from benchmarks.databases import bulk_insert, sqlite_database
+from benchmarks.databases import PG_ADMIN_URL, bulk_insert, postgresql_database, sqlite_database
 
 PACKAGES = (
     ("agent_pool_store", "agent_pool_store"),
@@ -28,6 +31,7 @@ PACKAGES = (
     ("pydantic_core", "pydantic_core"),
     ("pydantic", "pydantic"),
     ("sqlite3", "sqlite3"),
+    ("psycopg", "psycopg"),
     ("typing", "typing"),
 )
 
@@ -119,16 +123,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", type=int, default=20_000, help="records watched")
     parser.add_argument("--snapshots", type=int, default=200, help="snapshot calls")
     parser.add_argument("--top", type=int, default=25, help="functions listed per table")
+    parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help=f"profile on PostgreSQL (a database created through {PG_ADMIN_URL})",
+    )
     args = parser.parse_args(argv)
-    with (
-        tempfile.TemporaryDirectory(prefix="agent-pool-profile-") as directory,
-        open_store(sqlite_database(Path(directory))) as store,
-    ):
+    with ExitStack() as stack:
+        if args.postgresql:
+            url, label = stack.enter_context(postgresql_database()), "PostgreSQL"
+        else:
+            directory = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="agent-pool-profile-")
+            )
+            url, label = sqlite_database(Path(directory)), "SQLite"
+        store = stack.enter_context(open_store(url))
         appends = _appends(store, args.appends)
         watch = _watch(store, args.records)
-        print(profile("SQLite record_message appends", appends, args.top))
-        print(profile("SQLite watch", watch, args.top))
-        print(profile("SQLite snapshot", _snapshots(store, args.snapshots), args.top))
+        print(profile(f"{label} record_message appends", appends, args.top))
+        print(profile(f"{label} watch", watch, args.top))
+        print(profile(f"{label} snapshot", _snapshots(store, args.snapshots), args.top))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import profiling
 from benchmarks.__main__ import main
 from benchmarks.databases import postgresql_problem
 from benchmarks.report import PLOT_NAME, SECTIONS
@@ -71,3 +72,23 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
     )
     assert [check.status for check in again.checks] == [c["status"] for c in data["checks"]]
     assert (tmp_path / "again" / "benchmarks.md").read_text(encoding="utf-8") == markdown
+    raw_writers = {(row["dialect"], row["writers"]) for row in data["writers"]}
+    assert {(raw, count) for raw in ("raw-sqlite3", "raw-psycopg") for count in (1, 2)} <= (
+        raw_writers
+    )
+    assert all(row["records"] > 0 for row in data["writers"])
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_profiling_reports_each_workload(dialect: str, capsys: pytest.CaptureFixture[str]) -> None:
+    if dialect == "postgresql" and (problem := postgresql_problem()) is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL unreachable: {problem}")
+        pytest.skip(f"PostgreSQL unreachable: {problem}")
+    flags = ["--postgresql"] if dialect == "postgresql" else []
+    profiling.main(["--appends", "20", "--records", "300", "--snapshots", "5", *flags])
+    printed = capsys.readouterr().out
+    label = "PostgreSQL" if dialect == "postgresql" else "SQLite"
+    for workload in ("record_message appends", "watch", "snapshot"):
+        assert f"{label} {workload}" in printed
+    assert "agent_pool_store" in printed and "sqlalchemy" in printed
