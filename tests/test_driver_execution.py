@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 from sqlalchemy import bindparam, create_engine, exc, func, select
 
-from agent_pool_store.sql.driver_execution import driver_statement, execute_many
+from agent_pool_store.sql.driver_execution import (
+    driver_statement,
+    execute_many,
+    execute_sql,
+    fetch_one,
+)
 from agent_pool_store.sql.schema import PoolRow, RecordRow, table_of
 from tests.databases import sqlite_url
 
@@ -61,3 +67,26 @@ def test_parameters_follow_the_compiled_order_and_literals_are_kept(sqlite_file:
         stored = connection.execute(select(POOLS.c.projected_seq, POOLS.c.created)).one()
     assert tuple(stored) == (15, True)
     engine.dispose()
+
+
+def test_fetch_one_and_a_busy_begin(sqlite_file: Path) -> None:
+    engine = create_engine(sqlite_url(sqlite_file), connect_args={"timeout": 0.05})
+    with engine.connect() as connection:
+        connection.execute(POOLS.insert().values(pool_id="pool.a", projected_seq=3))
+        connection.commit()
+        query = select(POOLS.c.projected_seq, func.coalesce(None, 7)).where(
+            POOLS.c.pool_id == bindparam("pool_id")
+        )
+        assert fetch_one(connection, query, {"pool_id": "pool.a"}) == (3, 7)
+        assert fetch_one(connection, query, {"pool_id": "pool.b"}) is None
+        connection.rollback()
+    holder = sqlite3.connect(sqlite_file, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another connection holds the write lock
+    try:
+        with engine.connect() as connection, pytest.raises(exc.OperationalError) as caught:
+            execute_sql(connection, "BEGIN IMMEDIATE")
+        assert "locked" in str(caught.value.orig)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        engine.dispose()

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
+from agent_pool_store.sql.driver_execution import execute_sql
 
 DEFAULT_URL = "sqlite:///agent-pool.sqlite"
 """The embedded default database: a SQLite file in the working directory."""
@@ -84,7 +85,7 @@ def _configure_sqlite(engine: Engine, settings: EngineSettings) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         write = connection.get_execution_options().get(WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        execute_sql(connection, "BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def build_engine(url_or_engine: str | URL | Engine, settings: EngineSettings) -> Engine:

@@ -28,7 +28,7 @@ from agent_pool_store.domain import (
 )
 from agent_pool_store.errors import AgentError
 from agent_pool_store.sql.batch_statement import batch_statement
-from agent_pool_store.sql.driver_execution import execute_many
+from agent_pool_store.sql.driver_execution import execute_many, fetch_one
 from agent_pool_store.sql.projection_batch import ProjectionBatch
 from agent_pool_store.sql.schema import (
     PROJECTION_TABLES,
@@ -174,7 +174,11 @@ class PoolRepository:
     def head(self, pool_id: str, *, lock: bool) -> PoolHead | None:
         """The pool's row (locked ``FOR UPDATE`` when asked) and its log's last sequence."""
         statement = _HEAD_FOR_UPDATE if lock else _HEAD
-        row = self.connection.execute(statement, {"pool_id": pool_id}).one_or_none()
+        row: Any
+        if self.connection.dialect.name == "sqlite":  # see agent_pool_store.sql.driver_execution
+            row = fetch_one(self.connection, statement, {"pool_id": pool_id})
+        else:
+            row = self.connection.execute(statement, {"pool_id": pool_id}).one_or_none()
         if row is None:
             return None
         return PoolHead(True, row[0], bool(row[1]), row[2], row[3])

@@ -20,6 +20,7 @@ from agent_pool_store.domain import (
     AgentPoolStoreRecord,
     AgentPoolStoreRecordPayload,
     MessageReceipt,
+    PoolOpened,
     WakeRegistration,
     apply_payload,
 )
@@ -49,8 +50,11 @@ T = TypeVar("T")
 CATCH_UP_BATCH = 1000
 """Records applied per statement batch when catching up with a foreign writer."""
 
-READABLE_CONFIGS_KEPT = 4096
-"""Pools whose stored config a store remembers having parsed (see ``_append_directly``)."""
+KNOWN_CONFIGS_KEPT = 4096
+"""Pools whose stored config a store remembers having parsed (see ``_known_configs``)."""
+
+KnownConfigs = dict[str, tuple[str, AgentPoolStoreConfig]]
+"""Per pool: the stored config JSON a store last parsed successfully, and the config."""
 
 
 class _CatchUpNeededError(Exception):
@@ -74,7 +78,7 @@ class SqlPoolUnit:
     """One pool inside one SQL unit of work (see :class:`~agent_pool_store.operations.PoolUnit`)."""
 
     def __init__(
-        self, uow: SqlUnitOfWork, pool_id: str, head: PoolHead, readable_configs: dict[str, str]
+        self, uow: SqlUnitOfWork, pool_id: str, head: PoolHead, known_configs: KnownConfigs
     ) -> None:
         self.uow = uow
         self.pool_id = pool_id
@@ -82,7 +86,7 @@ class SqlPoolUnit:
         self.projections = uow.projections(pool_id)
         self._config: AgentPoolStoreConfig | None = None
         self._stale = False
-        self._readable_configs = readable_configs
+        self._known_configs = known_configs
 
     def _current(self) -> PoolHead:
         """The pool's head, re-read if an append may have changed config or created."""
@@ -95,16 +99,19 @@ class SqlPoolUnit:
     def config(self) -> AgentPoolStoreConfig | None:
         config_json = self._current().config_json
         if config_json is not None and self._config is None:
-            self._config = parse_projection(
-                self.pool_id, AgentPoolStoreConfig, config_json, "config"
-            )
-            self._remember_readable(config_json)
+            known = self._known_configs.get(self.pool_id)
+            if known is not None and known[0] == config_json:
+                self._config = known[1]  # the same text parses to the same (frozen) config
+            else:
+                config = parse_projection(self.pool_id, AgentPoolStoreConfig, config_json, "config")
+                self._remember(config_json, config)
+                self._config = config
         return self._config
 
-    def _remember_readable(self, config_json: str) -> None:
-        if len(self._readable_configs) >= READABLE_CONFIGS_KEPT:
-            self._readable_configs.clear()
-        self._readable_configs[self.pool_id] = config_json
+    def _remember(self, config_json: str, config: AgentPoolStoreConfig) -> None:
+        if len(self._known_configs) >= KNOWN_CONFIGS_KEPT:
+            self._known_configs.clear()
+        self._known_configs[self.pool_id] = (config_json, config)
 
     def snapshot(self) -> AgentPoolSnapshot:
         return self.projections.load_state(self._current()).snapshot(self.pool_id)
@@ -127,8 +134,8 @@ class SqlPoolUnit:
         batch.records.append((seq, payload.type, payload.model_dump_json()))
         apply_payload(batch, payload)
         self.projections.write(batch)
-        if batch.config_json is not None:  # written from a validated model: readable
-            self._remember_readable(batch.config_json)
+        if isinstance(payload, PoolOpened):  # written from a validated model: readable
+            self._remember(payload.config.model_dump_json(), payload.config)
         self.head = PoolHead(True, self.head.config_json, self.head.created, seq, seq)
         self._stale = True
         return AgentPoolStoreCursor(sequence=seq)
@@ -161,8 +168,10 @@ class SqlAgentPoolStore(PoolStoreOperations):
         self.engine = build_engine(engine, self.settings)
         self.label = self.engine.dialect.name
         self._owns_engine = owns_engine
-        self._readable_configs: dict[str, str] = {}
-        """Per pool, the stored config JSON this store last parsed successfully."""
+        self._known_configs: KnownConfigs = {}
+        """Per pool, the stored config JSON this store last parsed successfully, and the
+        config: a unit reading the same text skips parsing it, and only a pool whose stored
+        config is that text takes the one-statement append (``_append_directly``)."""
 
     def __repr__(self) -> str:
         return f"SqlAgentPoolStore({safe_url(self.engine.url)!r})"
@@ -254,9 +263,10 @@ class SqlAgentPoolStore(PoolStoreOperations):
         or reports. SQLite has no data-modifying CTEs, and a statement there costs no round
         trip: it always uses the unit of work.
         """
-        config_json = self._readable_configs.get(pool_id)
-        if self.label != "postgresql" or config_json is None:
+        known = self._known_configs.get(pool_id)
+        if self.label != "postgresql" or known is None:
             return None
+        config_json = known[0]
         batch = ProjectionBatch()
         apply_payload(batch, payload)
         statement = append_statement(
@@ -320,7 +330,7 @@ class SqlAgentPoolStore(PoolStoreOperations):
                 if uow.records.last_seq(pool_id):
                     raise _CatchUpNeededError
                 return SqlPoolUnit(
-                    uow, pool_id, PoolHead(False, None, False, 0, 0), self._readable_configs
+                    uow, pool_id, PoolHead(False, None, False, 0, 0), self._known_configs
                 )
             uow.pools.create(pool_id)
             head = uow.pools.head(pool_id, lock=True)
@@ -329,7 +339,7 @@ class SqlAgentPoolStore(PoolStoreOperations):
             if not uow.write:
                 raise _CatchUpNeededError
             head = self._catch_up(uow, pool_id, head)
-        return SqlPoolUnit(uow, pool_id, head, self._readable_configs)
+        return SqlPoolUnit(uow, pool_id, head, self._known_configs)
 
     def _catch_up(self, uow: SqlUnitOfWork, pool_id: str, head: PoolHead) -> PoolHead:
         projections = uow.projections(pool_id)
