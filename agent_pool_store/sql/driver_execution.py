@@ -1,19 +1,26 @@
-"""SQLite's hot path: Core statements compiled once, executed on the driver connection.
+"""Hot statements compiled once by SQLAlchemy and executed on the driver connection.
 
-An append on SQLite is six statements in one transaction and no round trip; SQLAlchemy's
-per-statement execution (parameter processing, execution context, result set-up) cost more
-than SQLite's own work: profiled, about half the client time of an append. So on SQLite the
-statements of every unit's first steps and of every write (``BEGIN``, the pool head, the
-record, the watermark and the projection rows) are still built with Core and compiled by
-SQLAlchemy (once per dialect), but are handed to the ``sqlite3`` connection inside the unit of
-work's transaction. Driver errors are wrapped in SQLAlchemy's own ``DBAPIError`` classes, so
-the store's retry and translation treat them exactly as errors from ``Connection.execute``.
+SQLAlchemy's per-statement execution (parameter processing, execution context, result
+set-up) costs more than the database's own work for the store's small statements: profiled,
+about half the client time of a SQLite append, and a third of a PostgreSQL one. So:
+
+- on SQLite, ``BEGIN`` / ``BEGIN IMMEDIATE``, the pool-head read and every write statement of
+  a unit of work run on the ``sqlite3`` connection inside the unit's transaction;
+- on PostgreSQL, the one-statement append runs on the psycopg connection in autocommit mode.
+
+The statements are still built with Core and compiled by SQLAlchemy (once per statement and
+dialect), with the bind processors of their types applied as SQLAlchemy would. Driver errors
+are wrapped in SQLAlchemy's own ``DBAPIError`` classes (a disconnect invalidates the
+connection and says so), so the store's retries and error translation treat them exactly as
+errors from ``Connection.execute``. Look-ups and snapshot reads go through
+``Connection.execute``.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,43 +30,75 @@ from sqlalchemy.engine import Dialect
 
 @dataclass(frozen=True)
 class DriverStatement:
-    """A statement's SQL for one dialect and how to order its parameters."""
+    """A statement's SQL for one dialect and how to build the driver's parameters."""
 
     sql: str
     names: tuple[str, ...]
-    """Bind parameter names in positional order."""
+    """Bind parameter names, in positional order for a positional paramstyle."""
+    positional: bool
+    """Whether the driver takes a tuple (``?``, SQLite) or a mapping (``%(name)s``, psycopg)."""
     defaults: Mapping[str, Any]
     """Values of the binds that are not required (literals the statement carries)."""
+    processors: Mapping[str, Callable[[Any], Any]]
+    """The bind processors of the binds' types (e.g. JSON serialisation), as SQLAlchemy
+    would apply them."""
 
-    def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        """``row`` as the positional tuple the driver takes (KeyError if a bind is missing)."""
-        return tuple(row[name] if name in row else self.defaults[name] for name in self.names)
+    def _value(self, row: Mapping[str, Any], name: str) -> Any:
+        value = row[name] if name in row else self.defaults[name]
+        processor = self.processors.get(name)
+        return value if processor is None else processor(value)
+
+    def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        """``row`` as the driver takes it (KeyError if a required bind is missing)."""
+        if self.positional:
+            return tuple(self._value(row, name) for name in self.names)
+        return {name: self._value(row, name) for name in self.names}
 
 
 @functools.cache
 def driver_statement(statement: Any, dialect: Dialect) -> DriverStatement:
-    """Compile ``statement`` for ``dialect`` once; it must use positional parameters."""
+    """Compile ``statement`` for ``dialect`` once."""
     compiled = statement.compile(dialect=dialect)
-    if not compiled.positional:
-        raise ValueError(f"{dialect.name} does not use positional parameters")
-    defaults = {name: bind.effective_value for name, bind in compiled.binds.items()}
-    required = {name for name, bind in compiled.binds.items() if bind.required}
+    binds = compiled.binds
+    if compiled.positional:
+        names = tuple(compiled.positiontup or ())
+    else:
+        names = tuple(binds)
+        if any(compiled.escaped_bind_names.get(name, name) != name for name in names):
+            raise ValueError("bind names that need escaping are not supported")
+    processors = {}
+    for name, bind in binds.items():
+        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            processors[name] = processor
     return DriverStatement(
         str(compiled),
-        tuple(compiled.positiontup or ()),
-        {name: value for name, value in defaults.items() if name not in required},
+        names,
+        bool(compiled.positional),
+        {name: bind.effective_value for name, bind in binds.items() if not bind.required},
+        processors,
     )
 
 
 def _run(connection: Connection, sql: str, parameters: Any, *, many: bool) -> Any:
-    """Run SQL on the driver connection; driver errors become SQLAlchemy's ``DBAPIError``."""
-    dbapi = connection.dialect.loaded_dbapi
+    """Run SQL on the driver connection; driver errors become SQLAlchemy's ``DBAPIError``.
+
+    A disconnect invalidates the connection (as ``Connection.execute`` would), so the pool
+    does not hand it out again, and the error says so (``connection_invalidated``).
+    """
+    dialect = connection.dialect
+    dbapi = dialect.loaded_dbapi
     driver = connection.connection.driver_connection
     assert driver is not None  # a checked-out connection
     try:
         return (driver.executemany if many else driver.execute)(sql, parameters)
     except dbapi.Error as error:
-        raise exc.DBAPIError.instance(sql, parameters, error, dbapi.Error) from None
+        lost = dialect.is_disconnect(error, connection.connection.dbapi_connection, None)
+        if lost:
+            connection.invalidate()
+        raise exc.DBAPIError.instance(
+            sql, parameters, error, dbapi.Error, connection_invalidated=lost, dialect=dialect
+        ) from None
 
 
 def execute_sql(connection: Connection, sql: str) -> None:
@@ -82,3 +121,23 @@ def fetch_one(
         connection, prepared.sql, prepared.parameters(parameters), many=False
     ).fetchone()
     return row
+
+
+@contextmanager
+def autocommit(connection: Connection) -> Iterator[Connection]:
+    """The driver connection in autocommit mode for the block (PostgreSQL; psycopg).
+
+    For a single statement that is its own transaction: no ``BEGIN`` and ``COMMIT`` round
+    trips. The connection must not be in a transaction. Its mode is restored afterwards; a
+    connection whose mode cannot be restored (it was lost) is invalidated.
+    """
+    driver = connection.connection.driver_connection
+    assert driver is not None  # a checked-out connection
+    driver.autocommit = True
+    try:
+        yield connection
+    finally:
+        try:
+            driver.autocommit = False
+        except connection.dialect.loaded_dbapi.Error:
+            connection.invalidate()

@@ -30,6 +30,7 @@ from agent_pool_store.gc_pause import gc_paused
 from agent_pool_store.operations import PoolStoreOperations, PoolUnit
 from agent_pool_store.sql import admin
 from agent_pool_store.sql.batch_statement import append_statement
+from agent_pool_store.sql.driver_execution import autocommit, fetch_one
 from agent_pool_store.sql.engine import (
     DEFAULT_URL,
     EngineSettings,
@@ -273,15 +274,15 @@ class SqlAgentPoolStore(PoolStoreOperations):
             pool_id, config_json, payload.type, payload.model_dump_json(), batch
         )
         try:
-            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                seq = conn.execute(*statement).scalar_one_or_none()
+            with self.engine.connect() as connection, autocommit(connection):
+                row = fetch_one(connection, *statement)  # on the driver: one round trip
         except exc.DBAPIError as error:
             if is_lock_timeout(error):
                 raise timeout_error(
                     f"{self.label} agent pool store", self.settings.lock_timeout
                 ) from None
             return None
-        return None if seq is None else AgentPoolStoreCursor(sequence=seq)
+        return None if row is None else AgentPoolStoreCursor(sequence=row[0])
 
     # -- units of work ---------------------------------------------------------------------
 

@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import URL, ExceptionContext
 from sqlalchemy.pool import QueuePool
 
@@ -55,6 +55,7 @@ from agent_pool_store import (
     apply_payload,
     open_store,
 )
+from agent_pool_store.sql import driver_execution
 from tests.reliability.workers import EQUAL_CONFIG, Database, Raw, message_pair, wake_triple
 from tests.replay import apply_through_operations
 
@@ -627,7 +628,7 @@ def test_stale_pooled_connections_are_replaced(pg_url: URL) -> None:
 
 @dataclass
 class StatementLog:
-    """Every statement an engine sends, in order."""
+    """Every statement a store sends, in order: through SQLAlchemy or on the driver."""
 
     statements: list[str] = field(default_factory=list)
 
@@ -638,15 +639,31 @@ class StatementLog:
         sent, self.statements = self.statements, []
         return sent
 
+    @classmethod
+    def of(cls, store: SqlAgentPoolStore, monkeypatch: pytest.MonkeyPatch) -> StatementLog:
+        """A log of ``store``'s statements (SQLAlchemy events, and the driver-level runner)."""
+        log = cls()
+        event.listen(store.engine, "before_cursor_execute", log)
+        run = driver_execution._run
+
+        def logged(connection: Connection, sql: str, *args: Any, **kwargs: Any) -> Any:
+            if connection.engine is store.engine:
+                log.statements.append(sql)
+            return run(connection, sql, *args, **kwargs)
+
+        monkeypatch.setattr(driver_execution, "_run", logged)
+        return log
+
 
 @pytest.mark.postgresql
-def test_appends_to_a_known_pool_are_one_statement(pg_url: URL) -> None:
+def test_appends_to_a_known_pool_are_one_statement(
+    pg_url: URL, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """record_pool_created, join_member, record_message and record_wake: one statement each
     once the store has read the pool's config; the first append, an append after foreign
     records and an append to a pool whose config was damaged take the unit of work."""
     store = open_store(pg_url)
-    log = StatementLog()
-    event.listen(store.engine, "before_cursor_execute", log)
+    log = StatementLog.of(store, monkeypatch)
     raw = Raw("postgresql", pg_url.set(drivername="postgresql").render_as_string(False))
     try:
         store.open_pool(POOL, EQUAL_CONFIG)  # this store wrote the config: it can read it
@@ -665,8 +682,7 @@ def test_appends_to_a_known_pool_are_one_statement(pg_url: URL) -> None:
 
         # A second store object on the same database: its first append reads the config.
         other = open_store(pg_url)
-        other_log = StatementLog()
-        event.listen(other.engine, "before_cursor_execute", other_log)
+        other_log = StatementLog.of(other, monkeypatch)
         assert other.join_member(POOL, member("run.other")).sequence == 6
         assert len(other_log.clear()) > 1
         assert other.join_member(POOL, member("run.other.2")).sequence == 7
