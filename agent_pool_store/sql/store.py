@@ -26,7 +26,6 @@ from agent_pool_store.domain import (
 )
 from agent_pool_store.errors import AgentError
 from agent_pool_store.following import Waiter
-from agent_pool_store.gc_pause import gc_paused
 from agent_pool_store.operations import PoolStoreOperations, PoolUnit
 from agent_pool_store.sql import admin
 from agent_pool_store.sql.batch_statement import append_statement
@@ -348,10 +347,8 @@ class SqlAgentPoolStore(PoolStoreOperations):
         while True:
             rows = uow.records.rows_after(pool_id, seq, CATCH_UP_BATCH)
             batch = ProjectionBatch()
-            with gc_paused():
-                for row_seq, payload_json in rows:
-                    payload = parse_payload(pool_id, row_seq, payload_json)
-                    apply_payload(batch.at(row_seq), payload)
+            for row_seq, payload_json in rows:
+                apply_payload(batch.at(row_seq), parse_payload(pool_id, row_seq, payload_json))
             if rows:
                 projections.write(batch)
                 seq = batch.seq

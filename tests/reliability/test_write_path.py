@@ -56,6 +56,7 @@ from agent_pool_store import (
     open_store,
 )
 from agent_pool_store.sql import driver_execution
+from agent_pool_store.sql.schema import PROJECTION_TABLES, key_and_json
 from tests.reliability.workers import EQUAL_CONFIG, Database, Raw, message_pair, wake_triple
 from tests.replay import apply_through_operations
 
@@ -69,13 +70,7 @@ CATCH_UP_BATCH = 1000
 NASTY = "\"quoted\" 'single' \\ ünïcödé 🐍 \u2028 %s ? :x"
 """Characters a JSON or SQL layer could mangle (all valid in an identifier)."""
 
-PROJECTIONS = {
-    "agent_pool_store_members": ("run_id", "member_json"),
-    "agent_pool_store_messages": ("message_id", "stored_json"),
-    "agent_pool_store_message_receipts": ("idempotency_key", "receipt_json"),
-    "agent_pool_store_wakes": ("condition_id", "stored_json"),
-    "agent_pool_store_wake_registrations": ("idempotency_key", "registration_json"),
-}
+PROJECTIONS = {table.name: key_and_json(table) for table in PROJECTION_TABLES}
 """Projection tables: key column and JSON column."""
 
 Rows = dict[str, dict[str, tuple[str, int]]]
