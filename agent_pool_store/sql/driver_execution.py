@@ -133,11 +133,18 @@ def autocommit(connection: Connection) -> Iterator[Connection]:
     """
     driver = connection.connection.driver_connection
     assert driver is not None  # a checked-out connection
-    driver.autocommit = True
+    dbapi = connection.dialect.loaded_dbapi
+    try:
+        driver.autocommit = True
+    except dbapi.Error as error:  # e.g. a connection the driver already knows is closed
+        connection.invalidate()
+        raise exc.DBAPIError.instance(
+            "autocommit", (), error, dbapi.Error, connection_invalidated=True
+        ) from None
     try:
         yield connection
     finally:
         try:
             driver.autocommit = False
-        except connection.dialect.loaded_dbapi.Error:
+        except dbapi.Error:
             connection.invalidate()

@@ -746,3 +746,22 @@ def test_one_statement_appends_from_many_threads_keep_the_log_gapless(pg_url: UR
         raw.close()
         for store in stores:
             store.close()
+
+
+@pytest.mark.postgresql
+def test_a_pooled_connection_the_driver_knows_is_closed_is_replaced(pg_url: URL) -> None:
+    """The one-statement append on a pooled connection psycopg has already marked closed: the
+    append still lands once, on a fresh connection, and no driver exception escapes."""
+    store = open_store(pg_url)
+    try:
+        store.open_pool(POOL, EQUAL_CONFIG)
+
+        def close_on_checkout(dbapi_connection: Any, record: object, proxy: object) -> None:
+            dbapi_connection.close()  # the next connection handed out is closed
+
+        event.listen(store.engine, "checkout", close_on_checkout, once=True)
+        assert store.join_member(POOL, member("run.after.close")).sequence == 2
+        assert [r.cursor.sequence for r in store.watch(POOL)] == [1, 2]
+        assert store.verify().ok
+    finally:
+        store.close()
