@@ -134,8 +134,8 @@ class SqlPoolUnit:
         batch.records.append((seq, payload.type, payload.model_dump_json()))
         apply_payload(batch, payload)
         self.projections.write(batch)
-        if isinstance(payload, PoolOpened):  # written from a validated model: readable
-            self._remember(payload.config.model_dump_json(), payload.config)
+        if isinstance(payload, PoolOpened) and batch.config_json is not None:
+            self._remember(batch.config_json, payload.config)  # written from a valid model
         self.head = PoolHead(True, self.head.config_json, self.head.created, seq, seq)
         self._stale = True
         return AgentPoolStoreCursor(sequence=seq)
