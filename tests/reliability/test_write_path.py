@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import URL, ExceptionContext
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
 
 from agent_pool_store import (
@@ -561,7 +562,9 @@ def terminate_others(url: URL) -> int:
 
 
 @pytest.mark.postgresql
-def test_stale_pooled_connections_are_replaced(pg_url: URL) -> None:
+def test_stale_pooled_connections_are_replaced(
+    pg_url: URL, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with open_store(pg_url) as store:
         disconnects: list[str] = []
 
@@ -569,6 +572,18 @@ def test_stale_pooled_connections_are_replaced(pg_url: URL) -> None:
         def on_error(context: ExceptionContext) -> None:
             if context.is_disconnect:
                 disconnects.append(context.statement or "")
+
+        driver_run = driver_execution._run  # the one-statement append runs on the driver
+
+        def counted(connection: Connection, sql: str, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return driver_run(connection, sql, *args, **kwargs)
+            except DBAPIError as error:
+                if error.connection_invalidated:
+                    disconnects.append(sql)
+                raise
+
+        monkeypatch.setattr(driver_execution, "_run", counted)
 
         store.open_pool(POOL, EQUAL_CONFIG)
         for run in ("a", "b", "c"):
