@@ -15,7 +15,9 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL
@@ -29,6 +31,7 @@ from agent_pool_store import (
     SqlAgentPoolStore,
     open_store,
 )
+from agent_pool_store.sql.follow import CHANNEL, RECHECK_SECONDS
 from tests.databases import sqlite_url
 from tests.factories import MemberFactory
 
@@ -134,8 +137,9 @@ def take(records: Iterator[AgentPoolStoreRecord], last: int) -> list[int]:
 
 
 def listening_connections(url: str, expected: int) -> int:
-    """Backends of this database whose last statement was LISTEN (PostgreSQL), once that
-    number is ``expected`` or 5 s have passed (a closed backend leaves asynchronously)."""
+    """Live backends of this database registered as followers (PostgreSQL: each follower's
+    listening connection registers its pid), once that number is ``expected`` or 5 s have
+    passed (a closed backend leaves asynchronously)."""
     engine = create_engine(url)
     deadline = time.monotonic() + 5
     try:
@@ -144,9 +148,9 @@ def listening_connections(url: str, expected: int) -> int:
                 found = int(
                     connection.execute(
                         text(
-                            "SELECT count(*) FROM pg_stat_activity"
-                            " WHERE datname = current_database()"
-                            " AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()"
+                            "SELECT count(*) FROM pg_stat_activity AS a"
+                            " JOIN agent_pool_store_followers AS f ON f.backend_pid = a.pid"
+                            " WHERE a.datname = current_database()"
                         )
                     ).scalar_one()
                 )
@@ -385,3 +389,106 @@ def test_in_memory_follow_wakes_on_append_without_polling() -> None:
     appender.join()
     assert record.cursor.sequence == 2
     assert woke - appended_at[0] < 1.0
+
+
+# --- PostgreSQL: only followed pools are notified (migration 0003) ---------------------------
+
+
+def _raw_listener(url: URL) -> psycopg.Connection[Any]:
+    """A plain psycopg connection listening on the store's channel, registered for nothing."""
+    connection = psycopg.connect(
+        url.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True
+    )
+    connection.execute(f"LISTEN {CHANNEL}")
+    return connection
+
+
+def _heard(listener: psycopg.Connection[Any], seconds: float) -> list[str]:
+    return [n.payload for n in listener.notifies(timeout=seconds, stop_after=1)]
+
+
+@pytest.mark.postgresql
+def test_appends_notify_only_pools_that_have_a_follower(pg_url: URL) -> None:
+    store = open_store(pg_url)
+    listener = _raw_listener(pg_url)
+    try:
+        store.open_pool(POOL, AgentPoolStoreConfig())
+        store.open_pool("pool.unfollowed", AgentPoolStoreConfig())
+        store.join_member(POOL, MemberFactory(run_id="run.before"))
+        assert _heard(listener, 0.3) == []  # nobody follows: no notification at all
+        records = store.follow(POOL, 2)
+        got: list[int] = []
+        reader = threading.Thread(target=lambda: got.append(next(records).cursor.sequence))
+        reader.start()
+        assert listening_connections(pg_url.render_as_string(False), 1) == 1
+        store.join_member("pool.unfollowed", MemberFactory(run_id="run.other"))
+        assert _heard(listener, 0.3) == []  # another pool's follower does not count
+        store.join_member(POOL, MemberFactory(run_id="run.followed"))
+        assert _heard(listener, 5) == [POOL]
+        reader.join(5)
+        assert got == [3]
+        records.close()
+        assert listening_connections(pg_url.render_as_string(False), 0) == 0
+        store.join_member(POOL, MemberFactory(run_id="run.after"))
+        assert _heard(listener, 0.3) == []  # the follower unregistered when it closed
+    finally:
+        listener.close()
+        store.close()
+
+
+@pytest.mark.postgresql
+def test_a_record_appended_without_notification_is_still_followed(pg_url: URL) -> None:
+    """A commit that sent nothing (here: a writer with triggers off, as an append racing a
+    follower's registration would) is seen within the waiter's periodic re-read."""
+    store = open_store(pg_url)
+    try:
+        store.open_pool(POOL, AgentPoolStoreConfig())
+        records = store.follow(POOL, 1)  # no timeout: only a re-read can find the record
+        got: list[int] = []
+        reader = threading.Thread(target=lambda: got.append(next(records).cursor.sequence))
+        reader.start()
+        assert listening_connections(pg_url.render_as_string(False), 1) == 1
+        quiet = psycopg.connect(
+            pg_url.set(drivername="postgresql").render_as_string(hide_password=False),
+            autocommit=True,
+        )
+        try:
+            quiet.execute("SET session_replication_role = replica")  # no triggers
+            quiet.execute(
+                "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json)"
+                " VALUES (%s, 2, 'pool_created', %s)",
+                (POOL, PoolCreated().model_dump_json()),
+            )
+        finally:
+            quiet.close()
+        reader.join(5 * RECHECK_SECONDS)
+        assert got == [2]
+        records.close()
+    finally:
+        store.close()
+
+
+@pytest.mark.postgresql
+def test_registrations_of_vanished_followers_are_removed(pg_url: URL) -> None:
+    engine = create_engine(pg_url)
+    store = open_store(pg_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO agent_pool_store_followers VALUES (:pool, :pid)"),
+                {"pool": POOL, "pid": 2_000_000_000},  # no such backend
+            )
+        store.open_pool(POOL, AgentPoolStoreConfig())
+        records = store.follow(POOL)
+        assert next(records).cursor.sequence == 1
+        with engine.connect() as connection:
+            pids = connection.execute(
+                text("SELECT backend_pid FROM agent_pool_store_followers")
+            ).scalars()
+            registered = list(pids)
+        assert 2_000_000_000 not in registered
+        assert len(registered) == 1
+        records.close()
+    finally:
+        store.close()
+        engine.dispose()

@@ -6,9 +6,15 @@ process, another implementation of the wire format). What differs per dialect is
 it learns that reading again is worth it:
 
 - **PostgreSQL**: a dedicated autocommit psycopg connection runs ``LISTEN
-  agent_pool_records``; the ``AFTER INSERT`` trigger of migration 0002 sends the pool id on
-  that channel at every commit that appended a record. The first read happens after
-  ``LISTEN``, so a record committed before listening began is read too.
+  agent_pool_records`` and registers its backend as a follower of the pool in
+  ``agent_pool_store_followers``; the ``AFTER INSERT`` trigger (migrations 0002, 0003) sends
+  the pool id on that channel at every commit that appended a record to a followed pool.
+  The first read happens after both, so a record committed before then is read too. An
+  append whose trigger ran just before the registration became visible but which commits
+  after that first read sends nothing; the waiter therefore also re-reads every
+  :data:`RECHECK_SECONDS`, which bounds how late such a record can be seen. Registrations of
+  connections that no longer exist (a crashed follower) are removed by the next follower to
+  register.
 - **SQLite**: a dedicated ``sqlite3`` connection polls ``PRAGMA data_version`` every
   ``poll_interval`` seconds; the value changes when any other connection (in any process)
   commits, and only then is the log re-read. An in-memory SQLite database cannot be watched
@@ -26,6 +32,7 @@ from agent_pool_store.following import (
     Waiter,
 )
 from agent_pool_store.sql.engine import safe_url
+from agent_pool_store.sql.schema import FollowerRow, table_of
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -34,6 +41,19 @@ if TYPE_CHECKING:
 
 CHANNEL = "agent_pool_records"
 """The PostgreSQL notification channel of migration 0002 (payload: the pool id)."""
+
+RECHECK_SECONDS = 2.0
+"""A PostgreSQL follower re-reads at least this often even without a notification."""
+
+_FOLLOWERS = table_of(FollowerRow).name
+_FORGET_GONE = (
+    f"DELETE FROM {_FOLLOWERS} WHERE backend_pid NOT IN (SELECT pid FROM pg_stat_activity)"
+)
+_REGISTER = (
+    f"INSERT INTO {_FOLLOWERS} (pool_id, backend_pid) VALUES (%s, pg_backend_pid())"
+    " ON CONFLICT DO NOTHING"
+)
+_UNREGISTER = f"DELETE FROM {_FOLLOWERS} WHERE pool_id = %s AND backend_pid = pg_backend_pid()"
 
 
 def _unavailable(url: URL, reason: str) -> AgentError:
@@ -74,10 +94,14 @@ class PostgresWaiter:
             raise _unavailable(self._url, _first_line(error)) from None
         try:
             connection.execute(f"LISTEN {CHANNEL}")
+            connection.execute(_FORGET_GONE)
+            connection.execute(_REGISTER, (self._pool_id,))
         except psycopg.Error as error:
             connection.close()
             raise _unavailable(self._url, _first_line(error)) from None
         self._connection = connection
+        self._driver_error = psycopg.Error  # for close(), which may run at interpreter exit
+        self._recheck_at = time.monotonic() + RECHECK_SECONDS
 
     def arm(self) -> None:
         """Nothing to remember: a notification arriving after LISTEN is never lost."""
@@ -88,14 +112,18 @@ class PostgresWaiter:
         deadline = time.monotonic() + seconds
         try:
             while True:
-                remaining = max(0.0, deadline - time.monotonic())
+                now = time.monotonic()
+                if now >= self._recheck_at:
+                    self._recheck_at = now + RECHECK_SECONDS
+                    return True
+                remaining = max(0.0, min(deadline, self._recheck_at) - now)
                 woke = [
                     notify.payload
                     for notify in self._connection.notifies(timeout=remaining, stop_after=1)
                 ]
                 if self._pool_id in woke:
                     return True
-                if not woke or time.monotonic() >= deadline:
+                if time.monotonic() >= deadline:
                     return False
         except psycopg.OperationalError:
             # the connection broke: listen again and tell the follower to re-read, which
@@ -107,7 +135,12 @@ class PostgresWaiter:
     def close(self) -> None:
         if self._connection is not None:
             connection, self._connection = self._connection, None
-            connection.close()
+            try:
+                connection.execute(_UNREGISTER, (self._pool_id,))
+            except self._driver_error:
+                pass  # a lost connection: the next follower to register removes the row
+            finally:
+                connection.close()
 
 
 class SqliteWaiter:

@@ -119,6 +119,18 @@ class WakeRegistrationRow(ProjectionColumns, Base):
     registration_json: Mapped[str] = mapped_column(Text)
 
 
+class FollowerRow(Base):
+    """A pool followed live on PostgreSQL, by the backend of a listening connection.
+
+    The append trigger notifies only pools that have a row here (migration 0003).
+    """
+
+    __tablename__ = "agent_pool_store_followers"
+
+    pool_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    backend_pid: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
 def table_of(model: type[Base]) -> Table:
     """The Core table of a mapped class."""
     return cast(Table, model.__table__)
