@@ -298,8 +298,8 @@ def _method(settings: Settings) -> list[str]:
         f"{settings.replay_limit:g} s.",
         "- **Raw driver** (`benchmarks/raw_driver.py`). sqlite3 with the same WAL, "
         "`synchronous=FULL` and `BEGIN IMMEDIATE`; psycopg on PostgreSQL: one plain INSERT of "
-        "a precomputed realistic payload per transaction (the table's NOTIFY trigger fires for "
-        "it as for every writer).",
+        "a precomputed realistic payload per transaction (the table's append trigger runs for "
+        "it as for every writer; no pool is followed during the run, so nothing is notified).",
         f"- **Repetitions.** Contenders that are compared are timed in {settings.rounds} "
         f"interleaved rounds ({settings.block} look-ups or {settings.append_block} appends "
         "per contender per round) so load changes hit them alike. Multi-writer runs last "
