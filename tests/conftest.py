@@ -18,6 +18,7 @@ from tests.databases import (  # noqa: F401 - fixtures
     sqlite_template,
     sqlite_url,
 )
+from tests.reliability.workers import Database
 
 REFERENCE = Path(__file__).parent / "fixtures" / "rust-reference"
 
@@ -115,3 +116,27 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
 def store(backend: Backend) -> AgentPoolStore:
     """A store handle on this test's backend."""
     return backend.open()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.sqlite),
+        pytest.param("postgresql", marks=pytest.mark.postgresql),
+    ]
+)
+def database(request: pytest.FixtureRequest) -> Iterator[Database]:
+    """A fresh, migrated database of each dialect (PostgreSQL: the run's, emptied)."""
+    if request.param == "sqlite":
+        path: Path = request.getfixturevalue("sqlite_file")
+        made = Database("sqlite", sqlite_url(path), str(path))
+    else:
+        url = request.getfixturevalue("pg_url")
+        made = Database(
+            "postgresql",
+            url.render_as_string(hide_password=False),
+            url.set(drivername="postgresql").render_as_string(hide_password=False),
+        )
+    try:
+        yield made
+    finally:
+        made.close()

@@ -17,7 +17,6 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,6 @@ from agent_pool_store import (
     WakeRegistrationStatus,
     open_store,
 )
-from tests.databases import sqlite_url
 from tests.factories import (
     ConfigFactory,
     MemberFactory,
@@ -58,6 +56,7 @@ from tests.factories import (
     message_pair,
     wake_triple,
 )
+from tests.reliability.workers import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 POOL = "pool.shared"
@@ -65,34 +64,6 @@ CHILD_TIMEOUT = 120
 
 
 # --- databases -------------------------------------------------------------------------------
-
-
-@dataclass
-class Database:
-    """A test database of one dialect: its URL, store handles on it, and a foreign writer."""
-
-    dialect: str
-    url: str
-    raw_target: str
-    """``sqlite3`` path or ``psycopg`` conninfo URL."""
-    stores: list[SqlAgentPoolStore] = field(default_factory=list)
-    foreign_writers: list[ForeignWriter] = field(default_factory=list)
-
-    def open(self) -> SqlAgentPoolStore:
-        store = open_store(self.url)
-        self.stores.append(store)
-        return store
-
-    def foreign(self) -> ForeignWriter:
-        writer = ForeignWriter(self)
-        self.foreign_writers.append(writer)
-        return writer
-
-    def close(self) -> None:
-        for store in self.stores:
-            store.close()
-        for writer in self.foreign_writers:
-            writer.close()
 
 
 class ForeignWriter:
@@ -180,24 +151,10 @@ class ForeignWriter:
             return [tuple(row) for row in self.pg.execute(query.format(p="%s"), (pool_id,))]
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", marks=pytest.mark.sqlite),
-        pytest.param("postgresql", marks=pytest.mark.postgresql),
-    ]
-)
-def database(request: pytest.FixtureRequest) -> Iterator[Database]:
-    """A fresh, migrated database of each dialect."""
-    if request.param == "sqlite":
-        path: Path = request.getfixturevalue("sqlite_file")
-        made = Database("sqlite", sqlite_url(path), str(path))
-    else:
-        url = request.getfixturevalue("pg_url")
-        made = Database(
-            "postgresql",
-            url.render_as_string(hide_password=False),
-            url.set(drivername="postgresql").render_as_string(hide_password=False),
-        )
+@pytest.fixture
+def writer(database: Database) -> Iterator[ForeignWriter]:
+    """Another implementation writing into this test's database."""
+    made = ForeignWriter(database)
     try:
         yield made
     finally:
@@ -625,8 +582,9 @@ def _check(condition: bool) -> None:
 
 
 @pytest.mark.parametrize("first_operation", sorted(FIRST_OPERATIONS))
-def test_foreign_pool_is_seen_by_every_operation(database: Database, first_operation: str) -> None:
-    writer = database.foreign()
+def test_foreign_pool_is_seen_by_every_operation(
+    database: Database, writer: ForeignWriter, first_operation: str
+) -> None:
     payloads = foreign_payloads()
     assert [writer.append(FOREIGN_POOL, payload) for payload in payloads] == list(
         range(1, len(payloads) + 1)
@@ -665,8 +623,9 @@ def test_foreign_pool_is_seen_by_every_operation(database: Database, first_opera
     assert_matches_rows(store, writer, FOREIGN_POOL)
 
 
-def test_foreign_rows_interleaved_with_store_writes(database: Database) -> None:
-    writer = database.foreign()
+def test_foreign_rows_interleaved_with_store_writes(
+    database: Database, writer: ForeignWriter
+) -> None:
     first, second = database.open(), database.open()
     first.open_pool(POOL, ConfigFactory())
     assert first.join_member(POOL, ALICE).sequence == 2
@@ -702,8 +661,7 @@ def test_foreign_rows_interleaved_with_store_writes(database: Database) -> None:
     assert_matches_rows(second, writer, POOL)
 
 
-def test_foreign_event_sequences_interleave(database: Database) -> None:
-    writer = database.foreign()
+def test_foreign_event_sequences_interleave(database: Database, writer: ForeignWriter) -> None:
     store = database.open()
     store.open_pool(POOL, ConfigFactory())
     assert store.next_event_sequence(POOL) == 1
@@ -715,8 +673,9 @@ def test_foreign_event_sequences_interleave(database: Database) -> None:
     assert store.next_event_sequence(FOREIGN_POOL) == 2
 
 
-def test_foreign_rows_written_while_the_store_is_closed(database: Database) -> None:
-    writer = database.foreign()
+def test_foreign_rows_written_while_the_store_is_closed(
+    database: Database, writer: ForeignWriter
+) -> None:
     store = open_store(database.url)
     store.open_pool(POOL, ConfigFactory())
     store.join_member(POOL, ALICE)
@@ -731,9 +690,8 @@ def test_foreign_rows_written_while_the_store_is_closed(database: Database) -> N
 
 
 def test_foreign_brand_new_pool_then_store_reopens_with_conflicting_config(
-    database: Database,
+    database: Database, writer: ForeignWriter
 ) -> None:
-    writer = database.foreign()
     writer.append(FOREIGN_POOL, PoolOpened(config=FOREIGN_CONFIG))
     store = database.open()
     with pytest.raises(AgentError) as caught:
@@ -743,9 +701,8 @@ def test_foreign_brand_new_pool_then_store_reopens_with_conflicting_config(
     assert store.open_pool(FOREIGN_POOL, FOREIGN_CONFIG).cursor == AgentPoolStoreCursor(sequence=1)
 
 
-def test_foreign_writer_racing_the_store(database: Database) -> None:
+def test_foreign_writer_racing_the_store(database: Database, writer: ForeignWriter) -> None:
     """Concurrent appends by the store and a foreign writer: no error, one contiguous log."""
-    writer = database.foreign()
     store = database.open()
     store.open_pool(POOL, ConfigFactory())
     count = 40
