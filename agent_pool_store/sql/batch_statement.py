@@ -165,13 +165,12 @@ def append_statement(
     upserted, deleted = _row_params(batch, params, with_seq=False)
     if batch.config_json is not None or deleted:
         raise ValueError("append_statement: the batch sets a config or deletes rows")
-    return _append_statement((True, upserted, deleted)), params
+    return _append_statement(upserted), params
 
 
 @functools.cache
-def _append_statement(shape: Shape) -> Any:
+def _append_statement(upserted: tuple[Table, ...]) -> Any:
     """One record appended to an opened, caught-up pool, or nothing; returns the new seq."""
-    _, upserted, _ = shape
     following = _RECORDS.c.seq > _POOLS.c.projected_seq
     head = (
         select((_POOLS.c.projected_seq + 1).label("seq"))
