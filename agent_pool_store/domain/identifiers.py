@@ -21,6 +21,8 @@ def validate_identifier(value: str) -> str:
     The messages are the reference's: ``identifier is empty``, ``identifier length N exceeds
     max 512`` (N in bytes) and ``identifier contains control character at byte I``.
     """
+    if value.isascii() and value.isprintable() and 0 < len(value) <= MAX_IDENTIFIER_BYTES:
+        return value  # the common case: printable ASCII is one byte per character, no Cc
     if not value:
         raise ValueError("identifier is empty")
     if not value.isascii():  # ASCII: one byte per character, nothing to encode

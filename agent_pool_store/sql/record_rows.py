@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import overload
 
-from agent_pool_store.domain import AgentPoolStoreCursor, AgentPoolStoreRecord
+from agent_pool_store.domain import AgentPoolStoreRecord
 from agent_pool_store.sql.repositories import parse_payload
 
 
@@ -24,10 +24,9 @@ class RecordRows(Sequence[AgentPoolStoreRecord]):
         self.rows = rows
 
     def _record(self, seq: int, payload_json: str) -> AgentPoolStoreRecord:
-        return AgentPoolStoreRecord(
-            pool_id=self.pool_id,
-            cursor=AgentPoolStoreCursor(sequence=seq),
-            payload=parse_payload(self.pool_id, seq, payload_json),
+        payload = parse_payload(self.pool_id, seq, payload_json)
+        return AgentPoolStoreRecord.model_validate(
+            {"pool_id": self.pool_id, "cursor": {"sequence": seq}, "payload": payload}
         )
 
     def __len__(self) -> int:

@@ -122,11 +122,14 @@ def parse_projection(pool_id: str, model: type[M], json: str, area: str) -> M:
 def parse_payload(pool_id: str, seq: int, payload_json: str) -> AgentPoolStoreRecordPayload:
     """A stored payload, or AgentError RepairNeeded naming the pool and sequence."""
     try:
-        return RECORD_PAYLOAD.validate_json(payload_json)
+        # The adapter's own validator: TypeAdapter.validate_json adds about 0.4 µs a call in
+        # Python, a few percent of a whole-log watch.
+        payload = RECORD_PAYLOAD.validator.validate_json(payload_json)
     except ValidationError as error:
         details = error.errors()
         reason = details[0]["msg"] if details else str(error)
         raise AgentError.unreadable_record(pool_id, seq, reason) from None
+    return cast("AgentPoolStoreRecordPayload", payload)
 
 
 @dataclass(frozen=True)
