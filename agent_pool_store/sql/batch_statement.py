@@ -171,13 +171,23 @@ def append_statement(
 @functools.cache
 def _append_statement(upserted: tuple[Table, ...]) -> Any:
     """One record appended to an opened, caught-up pool, or nothing; returns the new seq."""
-    following = _RECORDS.c.seq > _POOLS.c.projected_seq
+    # The first record after the watermark, as a correlated LIMIT 1 subquery: an index probe
+    # whatever the statistics say. (Written as NOT EXISTS, the planner turned it into an anti
+    # join and, with statistics that underestimated the pool's rows, scanned every record of
+    # the pool on each append.)
+    following = (
+        select(_RECORDS.c.seq)
+        .where(_RECORDS.c.pool_id == _POOL_ID, _RECORDS.c.seq > _POOLS.c.projected_seq)
+        .order_by(_RECORDS.c.seq)
+        .limit(1)
+        .scalar_subquery()
+    )
     head = (
         select((_POOLS.c.projected_seq + 1).label("seq"))
         .where(
             _POOLS.c.pool_id == _POOL_ID,
             _POOLS.c.config_json == bindparam("readable_config", type_=Text),
-            ~exists().where(_RECORDS.c.pool_id == _POOL_ID, following),
+            following.is_(None),
         )
         .with_for_update(of=_POOLS)
         .cte("head")

@@ -57,6 +57,8 @@ from agent_pool_store import (
     open_store,
 )
 from agent_pool_store.sql import driver_execution
+from agent_pool_store.sql.batch_statement import append_statement
+from agent_pool_store.sql.projection_batch import ProjectionBatch
 from agent_pool_store.sql.schema import PROJECTION_TABLES, key_and_json
 from tests.reliability.workers import EQUAL_CONFIG, Database, Raw, message_pair, wake_triple
 from tests.replay import apply_through_operations
@@ -720,6 +722,55 @@ def test_appends_to_a_known_pool_are_one_statement(
         assert [r.cursor.sequence for r in store.watch(POOL)] == list(range(1, 10))
     finally:
         raw.close()
+        store.close()
+
+
+def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    nodes = [node]
+    for child in node.get("Plans", []):
+        nodes += _plan_nodes(child)
+    return nodes
+
+
+@pytest.mark.postgresql
+def test_one_statement_append_reads_the_log_by_an_index_probe(pg_url: URL) -> None:
+    """The append statement's check for records past the watermark is an index probe on
+    (pool_id, seq), not a scan of the pool's records, even before the table is analyzed:
+    an append costs the same at any history length."""
+    store = open_store(pg_url)
+    try:
+        store.open_pool(POOL, EQUAL_CONFIG)
+        for index in range(200):
+            store.join_member(POOL, member(f"run.{index}"))
+        payload = MemberJoined(member=member("run.explained"))
+        batch = ProjectionBatch()
+        apply_payload(batch, payload)
+        with store.engine.connect() as connection:
+            config_json = connection.execute(
+                text("SELECT config_json FROM agent_pool_store_pools WHERE pool_id = :pool"),
+                {"pool": POOL},
+            ).scalar_one()
+            statement, params = append_statement(
+                POOL, config_json, payload.type, payload.model_dump_json(), batch
+            )
+            prepared = driver_execution.driver_statement(statement, connection.dialect)
+            driver = connection.connection.driver_connection
+            assert driver is not None
+            (plan,) = driver.execute(
+                "EXPLAIN (FORMAT JSON) " + prepared.sql, prepared.parameters(params)
+            ).fetchone()
+            connection.rollback()
+        record_reads = [
+            node
+            for node in _plan_nodes(plan[0]["Plan"])
+            if node.get("Relation Name") == "agent_pool_records" and "Scan" in node["Node Type"]
+        ]
+        assert record_reads, plan
+        for node in record_reads:
+            assert node["Node Type"] in {"Index Scan", "Index Only Scan"}, node
+            assert "seq >" in node["Index Cond"], node
+            assert "Filter" not in node, node
+    finally:
         store.close()
 
 
