@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from agent_pool_store.domain.identifiers import validate_identifier
-from agent_pool_store.domain.records import AgentPoolStoreCursor
+from agent_pool_store.domain.records import RECORD_PAYLOAD, AgentPoolStoreCursor
 from agent_pool_store.errors import AgentError
 
 M = TypeVar("M", bound=BaseModel)
@@ -26,23 +27,53 @@ def identifier(name: str, value: object) -> str:
         raise AgentError.invalid_argument(f"invalid {name}: {error}") from None
 
 
+def instance(name: str, value: object, expected: type[M]) -> M:
+    """``value`` if it is an instance of the domain model ``expected``, else AgentError.
+
+    Its content is checked with the record it goes into (:func:`record_json`).
+    """
+    if not isinstance(value, expected):
+        raise AgentError.invalid_argument(
+            f"{name} must be {expected.__name__}, not {type(value).__name__}"
+        )
+    return value
+
+
 def model(name: str, value: object, expected: type[M]) -> M:
     """``value`` if it is a valid instance of the domain model ``expected``, else AgentError.
 
     The instance is checked again through its wire JSON, so a model built without validation
     (``model_construct``, ``model_copy(update=…)``) cannot put an unreadable record in a log.
     """
-    if not isinstance(value, expected):
-        raise AgentError.invalid_argument(
-            f"{name} must be {expected.__name__}, not {type(value).__name__}"
-        )
+    checked = instance(name, value, expected)
     try:
-        type(value).model_validate_json(value.model_dump_json())
+        type(checked).model_validate_json(checked.model_dump_json())
     except (ValidationError, ValueError, TypeError) as error:
-        detail = error.errors()[0] if isinstance(error, ValidationError) else None
-        reason = f"{'.'.join(map(str, detail['loc']))}: {detail['msg']}" if detail else str(error)
-        raise AgentError.invalid_argument(f"invalid {name}: {reason}") from None
-    return value
+        raise AgentError.invalid_argument(f"invalid {name}: {_reason(error)}") from None
+    return checked
+
+
+def record_json(payload: BaseModel, models: Mapping[str, BaseModel]) -> str:
+    """The wire JSON of a record ``payload`` built from the model arguments ``models``.
+
+    The JSON is read back as a record payload, once for all arguments, so a model built
+    without validation (``model_construct``, ``model_copy(update=…)``) cannot put an
+    unreadable record in a log. If it does not read, each argument is checked on its own
+    (:func:`model`), so the error names the argument at fault.
+    """
+    try:
+        text = payload.model_dump_json()
+        RECORD_PAYLOAD.validator.validate_json(text)
+    except (ValidationError, ValueError, TypeError) as error:
+        for name, value in models.items():
+            model(name, value, type(value))
+        raise AgentError.invalid_argument(f"invalid record: {_reason(error)}") from None
+    return text
+
+
+def _reason(error: Exception) -> str:
+    detail = error.errors()[0] if isinstance(error, ValidationError) else None
+    return f"{'.'.join(map(str, detail['loc']))}: {detail['msg']}" if detail else str(error)
 
 
 def cursor_sequence(value: object) -> int:

@@ -50,7 +50,9 @@ class _MemoryPool:
     def wake(self, condition_id: str) -> AgentPoolStoredWake | None:
         return self.state.wakes.get(condition_id)
 
-    def append(self, payload: AgentPoolStoreRecordPayload) -> AgentPoolStoreCursor:
+    def append(
+        self, payload: AgentPoolStoreRecordPayload, payload_json: str | None = None
+    ) -> AgentPoolStoreCursor:
         cursor = AgentPoolStoreCursor(sequence=len(self.records) + 1)
         self.records.append(
             AgentPoolStoreRecord(pool_id=self.pool_id, cursor=cursor, payload=payload)

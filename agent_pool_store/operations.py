@@ -12,8 +12,10 @@ from __future__ import annotations
 import functools
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol, TypeVar
+
+from pydantic import BaseModel
 
 from agent_pool_store import arguments
 from agent_pool_store.contract import CursorArg
@@ -84,8 +86,13 @@ class PoolUnit(Protocol):
         """The latest stored wake of a condition."""
         ...
 
-    def append(self, payload: AgentPoolStoreRecordPayload) -> AgentPoolStoreCursor:
-        """Append a record at the next sequence and apply it to the projections."""
+    def append(
+        self, payload: AgentPoolStoreRecordPayload, payload_json: str | None = None
+    ) -> AgentPoolStoreCursor:
+        """Append a record at the next sequence and apply it to the projections.
+
+        ``payload_json`` is the payload's wire JSON when the caller has it already.
+        """
         ...
 
     def next_event_sequence(self) -> int:
@@ -158,7 +165,7 @@ class PoolStoreOperations(ABC):
         return self._read(pool_id, lambda unit: unit.snapshot())
 
     def _append_directly(
-        self, pool_id: str, payload: AgentPoolStoreRecordPayload
+        self, pool_id: str, payload: AgentPoolStoreRecordPayload, payload_json: str
     ) -> AgentPoolStoreCursor | None:
         """Append a record that depends on nothing but the pool being opened, in one step.
 
@@ -169,26 +176,33 @@ class PoolStoreOperations(ABC):
         """
         return None
 
-    def _append(self, pool_id: str, payload: AgentPoolStoreRecordPayload) -> AgentPoolStoreCursor:
-        appended = self._append_directly(pool_id, payload)
+    def _append(
+        self,
+        pool_id: str,
+        payload: AgentPoolStoreRecordPayload,
+        models: Mapping[str, BaseModel],
+    ) -> AgentPoolStoreCursor:
+        """Append ``payload``, built from the model arguments ``models`` (checked here)."""
+        payload_json = arguments.record_json(payload, models)
+        appended = self._append_directly(pool_id, payload, payload_json)
         if appended is not None:
             return appended
 
         def work(unit: PoolUnit) -> AgentPoolStoreCursor:
             self._opened(unit)
-            return unit.append(payload)
+            return unit.append(payload, payload_json)
 
         return self._execute(pool_id, write=True, work=work)
 
     def record_pool_created(self, pool_id: str) -> AgentPoolStoreCursor:
         """See :meth:`AgentPoolStore.record_pool_created`."""
-        return self._append(arguments.identifier("pool_id", pool_id), PoolCreated())
+        return self._append(arguments.identifier("pool_id", pool_id), PoolCreated(), {})
 
     def join_member(self, pool_id: str, member: AgentPoolMember) -> AgentPoolStoreCursor:
         """See :meth:`AgentPoolStore.join_member`."""
         pool_id = arguments.identifier("pool_id", pool_id)
-        member = arguments.model("member", member, AgentPoolMember)
-        return self._append(pool_id, MemberJoined(member=member))
+        member = arguments.instance("member", member, AgentPoolMember)
+        return self._append(pool_id, MemberJoined(member=member), {"member": member})
 
     def leave_member(
         self, pool_id: str, run_id: str
@@ -217,11 +231,12 @@ class PoolStoreOperations(ABC):
     ) -> AgentPoolStoreCursor:
         """See :meth:`AgentPoolStore.record_message`."""
         pool_id = arguments.identifier("pool_id", pool_id)
-        stored = AgentPoolStoredMessage(
-            message=arguments.model("message", message, RunMessage),
-            receipt=arguments.model("receipt", receipt, MessageReceipt),
-        )
-        return self._append(pool_id, RunMessageRecorded(stored=stored))
+        models = {
+            "message": arguments.instance("message", message, RunMessage),
+            "receipt": arguments.instance("receipt", receipt, MessageReceipt),
+        }
+        stored = AgentPoolStoredMessage(message=message, receipt=receipt)
+        return self._append(pool_id, RunMessageRecorded(stored=stored), models)
 
     def wake_registration(self, pool_id: str, idempotency_key: str) -> WakeRegistration | None:
         """See :meth:`AgentPoolStore.wake_registration`."""
@@ -244,14 +259,17 @@ class PoolStoreOperations(ABC):
     ) -> AgentPoolStoreCursor:
         """See :meth:`AgentPoolStore.record_wake`."""
         pool_id = arguments.identifier("pool_id", pool_id)
-        stored = AgentPoolStoredWake(
-            condition=arguments.model("condition", condition, WakeCondition),
-            compiled_filter=arguments.model(
+        models = {
+            "condition": arguments.instance("condition", condition, WakeCondition),
+            "compiled_filter": arguments.instance(
                 "compiled_filter", compiled_filter, CompiledEventFilter
             ),
-            registration=arguments.model("registration", registration, WakeRegistration),
+            "registration": arguments.instance("registration", registration, WakeRegistration),
+        }
+        stored = AgentPoolStoredWake(
+            condition=condition, compiled_filter=compiled_filter, registration=registration
         )
-        return self._append(pool_id, WakeRecorded(stored=stored))
+        return self._append(pool_id, WakeRecorded(stored=stored), models)
 
     def watch(self, pool_id: str, cursor: CursorArg = None) -> Iterator[AgentPoolStoreRecord]:
         """See :meth:`AgentPoolStore.watch`.

@@ -128,10 +128,13 @@ class SqlPoolUnit:
     def wake(self, condition_id: str) -> AgentPoolStoredWake | None:
         return self.projections.wake(condition_id)
 
-    def append(self, payload: AgentPoolStoreRecordPayload) -> AgentPoolStoreCursor:
+    def append(
+        self, payload: AgentPoolStoreRecordPayload, payload_json: str | None = None
+    ) -> AgentPoolStoreCursor:
         seq = self.head.projected_seq + 1
         batch = ProjectionBatch().at(seq)
-        batch.records.append((seq, payload.type, payload.model_dump_json()))
+        text = payload.model_dump_json() if payload_json is None else payload_json
+        batch.records.append((seq, payload.type, text))
         apply_payload(batch, payload)
         self.projections.write(batch)
         if isinstance(payload, PoolOpened) and batch.config_json is not None:
@@ -250,7 +253,7 @@ class SqlAgentPoolStore(PoolStoreOperations):
     # -- appends ---------------------------------------------------------------------------
 
     def _append_directly(
-        self, pool_id: str, payload: AgentPoolStoreRecordPayload
+        self, pool_id: str, payload: AgentPoolStoreRecordPayload, payload_json: str
     ) -> AgentPoolStoreCursor | None:
         """PostgreSQL: the append as one autocommit statement (one round trip).
 
@@ -269,9 +272,7 @@ class SqlAgentPoolStore(PoolStoreOperations):
         config_json = known[0]
         batch = ProjectionBatch()
         apply_payload(batch, payload)
-        statement = append_statement(
-            pool_id, config_json, payload.type, payload.model_dump_json(), batch
-        )
+        statement = append_statement(pool_id, config_json, payload.type, payload_json, batch)
         try:
             with self.engine.connect() as connection, autocommit(connection):
                 row = fetch_one(connection, *statement)  # on the driver: one round trip

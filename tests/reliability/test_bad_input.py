@@ -369,6 +369,37 @@ def test_unvalidated_models_are_rejected_before_anything_is_written(
     assert store.verify().ok
 
 
+@pytest.mark.parametrize(
+    ("name", "argument"),
+    [
+        ("member run_id empty via model_copy", "member"),
+        ("message_id empty via model_copy", "message"),
+        ("condition via model_construct", "condition"),
+    ],
+)
+def test_an_unvalidated_model_is_named_in_the_error(
+    database: Database, name: str, argument: str
+) -> None:
+    """The record is checked once for all its arguments; the error names the one at fault."""
+    store = database.open()
+    populate(store, POOL)
+    with pytest.raises(AgentError) as caught:
+        UNVALIDATED[name](store)
+    assert caught.value.message.startswith(f"invalid {argument}: "), caught.value.message
+    assert "identifier is empty" in caught.value.message
+
+
+def test_an_unvalidated_receipt_is_named_in_the_error(database: Database) -> None:
+    store = database.open()
+    populate(store, POOL)
+    receipt = RECEIPT.model_copy(update={"journal_cursor": "j\x00"})
+    with pytest.raises(AgentError) as caught:
+        store.record_message(POOL, MESSAGE, receipt)
+    assert caught.value.message.startswith("invalid receipt: journal_cursor: "), (
+        caught.value.message
+    )
+
+
 # Arguments that used to get past the checks and fail inside the driver (a lone surrogate
 # cannot be encoded; a sequence above 2**63-1 does not fit the column): now AgentError.
 @pytest.mark.parametrize(
