@@ -13,6 +13,7 @@ from pathlib import Path
 
 from agent_pool_store import AgentPoolStore, InMemoryAgentPoolStore, open_store
 from benchmarks import payloads
+from benchmarks.cpu_split import measure_cpu_split
 from benchmarks.databases import (
     PG_ADMIN_URL,
     postgresql_database,
@@ -146,6 +147,8 @@ def run(settings: Settings, pg_url: str, workdir: Path, progress: Progress) -> R
         results.lookups += measure_replay_lookups(bench, history)
         progress("single-writer appends")
         results.appends += measure_appends(bench)
+        progress("one append's CPU, client and server (PostgreSQL)")
+        results.cpu_split += measure_cpu_split(bench)
         progress("watch")
         results.watch += measure_watch(bench)
         progress("snapshot scaling (2 vs 50 receipts per message)")

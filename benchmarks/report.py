@@ -196,6 +196,49 @@ def _writers(results: Results) -> list[str]:
             ),
             rows,
         ),
+        *_cpu_split(results),
+    ]
+
+
+def _cpu_split(results: Results) -> list[str]:
+    if not results.cpu_split:
+        return []
+    cores = int(results.machine.get("cores") or 1)
+
+    def optional(value: float | None, suffix: str = "") -> str:
+        return "-" if value is None else f"{ms(value)}{suffix}"
+
+    rows = [
+        (
+            LABELS[r.backend],
+            f"{r.appends:,}",
+            ms(r.wall_ms),
+            ms(r.client_cpu_ms),
+            optional(r.server_cpu_ms),
+            optional(r.waiting_ms),
+            "-" if r.ceiling(cores) is None else f"{r.ceiling(cores):.2f}x",
+        )
+        for r in results.cpu_split
+    ]
+    return [
+        "Where one writer's append goes on PostgreSQL (milliseconds per `record_message`): "
+        "client CPU, the server's CPU for its statements, and the rest, waiting for the "
+        f"commit's flush and the network. On {cores} cores, writers on separate pools can "
+        "reach at most cores * wall / (client + server CPU) times one writer's rate, however "
+        "many there are (see `benchmarks/cpu_split.py`).",
+        "",
+        *table(
+            (
+                "writer",
+                "appends",
+                "wall",
+                "client CPU",
+                "server CPU",
+                "waiting",
+                f"ceiling on {cores} cores",
+            ),
+            rows,
+        ),
     ]
 
 

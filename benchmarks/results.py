@@ -95,6 +95,31 @@ class WatchResult:
 
 
 @dataclass
+class CpuSplitResult:
+    """One writer's appends: milliseconds of wall time, client CPU and server CPU per append."""
+
+    backend: str
+    appends: int
+    wall_ms: float
+    client_cpu_ms: float
+    server_cpu_ms: float | None
+    """``None`` when the server's processes could not be read (not on this machine)."""
+
+    @property
+    def waiting_ms(self) -> float | None:
+        """Wall time not spent on either CPU: the commit's flush and the network."""
+        if self.server_cpu_ms is None:
+            return None
+        return max(0.0, self.wall_ms - self.client_cpu_ms - self.server_cpu_ms)
+
+    def ceiling(self, cores: int) -> float | None:
+        """How many times one writer's rate writers on separate pools can reach, at best."""
+        if self.server_cpu_ms is None:
+            return None
+        return cores * self.wall_ms / (self.client_cpu_ms + self.server_cpu_ms)
+
+
+@dataclass
 class SnapshotScaleResult:
     """A snapshot of a pool whose messages carry ``statuses`` receipt records each."""
 
@@ -129,6 +154,7 @@ class Results:
     writers: list[WriterResult] = field(default_factory=list)
     watch: list[WatchResult] = field(default_factory=list)
     snapshot_scale: list[SnapshotScaleResult] = field(default_factory=list)
+    cpu_split: list[CpuSplitResult] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -172,6 +198,7 @@ class Results:
             writers=[_row(WriterResult, row) for row in data["writers"]],
             watch=[_row(WatchResult, row) for row in data["watch"]],
             snapshot_scale=[_row(SnapshotScaleResult, row) for row in data["snapshot_scale"]],
+            cpu_split=[_row(CpuSplitResult, row) for row in data.get("cpu_split", [])],
             notes=data["notes"],
         )
 

@@ -133,6 +133,14 @@ def writer_scaling(results: Results, settings: Settings) -> list[Check]:
         }
         if raw.get(1) and most in raw:
             value += f" (raw psycopg on this machine: {raw[most] / raw[1]:.2f}x)"
+        cores = int(results.machine.get("cores") or 1)
+        ceilings = [
+            f"{LABELS[r.backend]} {ceiling:.2f}x"
+            for r in results.cpu_split
+            if (ceiling := r.ceiling(cores)) is not None
+        ]
+        if ceilings:
+            value += f"; CPU ceiling on {cores} cores: {', '.join(ceilings)}"
     return [
         Check(
             f"PostgreSQL: {most} writers on {most} pools ≥ {target:g}x one writer",

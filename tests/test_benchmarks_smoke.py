@@ -60,6 +60,12 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
         (layout, writers) for layout in ("one pool", "separate pools") for writers in (1, 2)
     }
     assert all(row["errors"] == 0 for row in data["writers"])
+    splits = {row["backend"]: row for row in data["cpu_split"]}
+    assert set(splits) == {"postgresql", "raw-psycopg"}
+    for split in splits.values():
+        assert split["wall_ms"] >= split["client_cpu_ms"] > 0, split
+        assert split["server_cpu_ms"] is None or split["server_cpu_ms"] >= 0, split
+    assert "ceiling on" in markdown
     assert data["checks"]
     assert all(check["status"] in {"PASS", "MISS"} for check in data["checks"])
     if importlib.util.find_spec("matplotlib") is not None:
