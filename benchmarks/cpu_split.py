@@ -43,8 +43,15 @@ def backend_cpu_seconds(pids: Iterable[int]) -> float | None:
 
 
 def database_backends(raw: RawConnection) -> list[int]:
-    """The process ids of every connection to the raw connection's database."""
-    rows = raw.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+    """The process ids of every client connection to the raw connection's database.
+
+    Autovacuum workers and other server processes are left out: their work is not the
+    appends'.
+    """
+    rows = raw.execute(
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE datname = current_database() AND backend_type = 'client backend'"
+    )
     return [int(pid) for (pid,) in rows]
 
 
