@@ -13,7 +13,7 @@ import functools
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -50,6 +50,9 @@ from agent_pool_store.following import (
 )
 
 T = TypeVar("T")
+
+Lookup = Literal["message_receipt", "wake_registration", "wake"]
+"""The look-ups by key a store may answer in one step (:meth:`_look_up_directly`)."""
 
 MAX_STORED_SEQUENCE = 2**63 - 1
 """Sequences are stored as signed 64-bit integers; a cursor at or past this has no records
@@ -164,6 +167,23 @@ class PoolStoreOperations(ABC):
         pool_id = arguments.identifier("pool_id", pool_id)
         return self._read(pool_id, lambda unit: unit.snapshot())
 
+    def _look_up_directly(
+        self, pool_id: str, lookup: Lookup, key: str
+    ) -> tuple[BaseModel | None] | None:
+        """A look-up by key in one step, if the store offers one.
+
+        ``(result,)`` (``result`` is ``None`` when nothing is stored under ``key``), or
+        ``None`` to leave the look-up to a unit of work, which checks the pool and catches up
+        first. Default: ``None``.
+        """
+        return None
+
+    def _look_up(self, pool_id: str, lookup: Lookup, key: str, work: Callable[[PoolUnit], T]) -> T:
+        found = self._look_up_directly(pool_id, lookup, key)
+        if found is not None:
+            return cast("T", found[0])
+        return self._read(pool_id, work)
+
     def _append_directly(
         self, pool_id: str, payload: AgentPoolStoreRecordPayload, payload_json: str
     ) -> AgentPoolStoreCursor | None:
@@ -224,7 +244,9 @@ class PoolStoreOperations(ABC):
         """See :meth:`AgentPoolStore.message_receipt`."""
         pool_id = arguments.identifier("pool_id", pool_id)
         key = arguments.identifier("idempotency_key", idempotency_key)
-        return self._read(pool_id, lambda unit: unit.message_receipt(key))
+        return self._look_up(
+            pool_id, "message_receipt", key, lambda unit: unit.message_receipt(key)
+        )
 
     def record_message(
         self, pool_id: str, message: RunMessage, receipt: MessageReceipt
@@ -242,13 +264,15 @@ class PoolStoreOperations(ABC):
         """See :meth:`AgentPoolStore.wake_registration`."""
         pool_id = arguments.identifier("pool_id", pool_id)
         key = arguments.identifier("idempotency_key", idempotency_key)
-        return self._read(pool_id, lambda unit: unit.wake_registration(key))
+        return self._look_up(
+            pool_id, "wake_registration", key, lambda unit: unit.wake_registration(key)
+        )
 
     def wake(self, pool_id: str, condition_id: str) -> AgentPoolStoredWake | None:
         """See :meth:`AgentPoolStore.wake`."""
         pool_id = arguments.identifier("pool_id", pool_id)
         condition_id = arguments.identifier("condition_id", condition_id)
-        return self._read(pool_id, lambda unit: unit.wake(condition_id))
+        return self._look_up(pool_id, "wake", condition_id, lambda unit: unit.wake(condition_id))
 
     def record_wake(
         self,

@@ -19,6 +19,9 @@ COMMITTED), so ``head`` sees the watermark of the writer it waited for.
 
 A batch holds at most one change per row, so no CTE touches a row twice, as PostgreSQL
 requires of one statement.
+
+:func:`lookup_statement` is the read side: a look-up by key in one autocommit statement, under
+the same conditions as :func:`append_statement`.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import BigInteger, Table, Text, bindparam, column, exists, func, select
+from sqlalchemy import BigInteger, Column, Table, Text, bindparam, column, exists, func, select
 from sqlalchemy.dialects import postgresql
 
 from agent_pool_store.sql.projection_batch import ProjectionBatch
@@ -171,24 +174,9 @@ def append_statement(
 @functools.cache
 def _append_statement(upserted: tuple[Table, ...]) -> Any:
     """One record appended to an opened, caught-up pool, or nothing; returns the new seq."""
-    # The first record after the watermark, as a correlated LIMIT 1 subquery: an index probe
-    # whatever the statistics say. (Written as NOT EXISTS, the planner turned it into an anti
-    # join and, with statistics that underestimated the pool's rows, scanned every record of
-    # the pool on each append.)
-    following = (
-        select(_RECORDS.c.seq)
-        .where(_RECORDS.c.pool_id == _POOL_ID, _RECORDS.c.seq > _POOLS.c.projected_seq)
-        .order_by(_RECORDS.c.seq)
-        .limit(1)
-        .scalar_subquery()
-    )
     head = (
         select((_POOLS.c.projected_seq + 1).label("seq"))
-        .where(
-            _POOLS.c.pool_id == _POOL_ID,
-            _POOLS.c.config_json == bindparam("readable_config", type_=Text),
-            following.is_(None),
-        )
+        .where(*_readable_and_caught_up(_POOL_ID))
         .with_for_update(of=_POOLS)
         .cte("head")
     )
@@ -213,3 +201,45 @@ def _append_statement(upserted: tuple[Table, ...]) -> Any:
         .returning(_POOLS.c.projected_seq)
     )
     return update.add_cte(*ctes)
+
+
+def _readable_and_caught_up(pool_id: Any) -> tuple[Any, ...]:
+    """The pool's row has config ``:readable_config`` and no record follows its watermark.
+
+    The first record after the watermark is asked for with a correlated ``LIMIT 1`` subquery:
+    one probe of the log's primary key whatever the statistics say. (Written as ``NOT
+    EXISTS``, the planner turned it into an anti join and, when its statistics underestimated
+    the pool's records, scanned every record of the pool.)
+    """
+    following = (
+        select(_RECORDS.c.seq)
+        .where(_RECORDS.c.pool_id == pool_id, _RECORDS.c.seq > _POOLS.c.projected_seq)
+        .order_by(_RECORDS.c.seq)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return (
+        _POOLS.c.pool_id == pool_id,
+        _POOLS.c.config_json == bindparam("readable_config", type_=Text),
+        following.is_(None),
+    )
+
+
+@functools.cache
+def lookup_statement(json_column: Column[str]) -> Any:
+    """One projection row's JSON, read with the pool's row in one autocommit statement.
+
+    It returns one row, holding the JSON or NULL (no such key), only if the pool's stored
+    config is ``:readable_config`` and no record follows the watermark; otherwise no row, and
+    the look-up is left to a unit of work (which catches up first). One statement reads one
+    snapshot, so the row and the watermark agree.
+    """
+    table = json_column.table
+    key_column = next(c for c in table.primary_key.columns if c.name != "pool_id")
+    pool_id = bindparam("pool_id", type_=Text)
+    value = (
+        select(json_column)
+        .where(table.c.pool_id == pool_id, key_column == bindparam("key", type_=Text))
+        .scalar_subquery()
+    )
+    return select(value).where(*_readable_and_caught_up(pool_id))

@@ -27,6 +27,7 @@ from agent_pool_store.domain import (
     WakeRegistration,
 )
 from agent_pool_store.errors import AgentError
+from agent_pool_store.operations import Lookup
 from agent_pool_store.sql.batch_statement import batch_statement
 from agent_pool_store.sql.driver_execution import execute_many, fetch_one
 from agent_pool_store.sql.projection_batch import ProjectionBatch
@@ -56,6 +57,13 @@ def _column(attribute: InstrumentedAttribute[str]) -> Column[str]:
     """The Core column behind a mapped attribute."""
     return cast("Column[str]", attribute.expression)
 
+
+LOOKUPS: dict[Lookup, tuple[Column[str], type[BaseModel]]] = {
+    "message_receipt": (_column(MessageReceiptRow.receipt_json), MessageReceipt),
+    "wake_registration": (_column(WakeRegistrationRow.registration_json), WakeRegistration),
+    "wake": (_column(WakeRow.stored_json), AgentPoolStoredWake),
+}
+"""Each look-up by key: the projection column it reads and the model stored there."""
 
 _RECORDS_INSERT = table_of(RecordRow).insert()
 _ROWS_AFTER = (
@@ -273,7 +281,12 @@ class ProjectionRepository:
             if deletes:
                 execute_many(self.connection, _delete_statement(table), deletes)
 
-    def _get(self, json_column: Column[str], key: str, model: type[M]) -> M | None:
+    def look_up(self, lookup: Lookup, key: str) -> BaseModel | None:
+        """The model a look-up by key finds (see :data:`LOOKUPS`)."""
+        json_column, model = LOOKUPS[lookup]
+        return self._get(json_column, model, key)
+
+    def _get(self, json_column: Column[str], model: type[M], key: str) -> M | None:
         """The model in ``json_column`` of the row keyed by this pool and ``key``."""
         json = self.connection.execute(
             _lookup_statement(json_column), {"pool_id": self.pool_id, "key": key}
@@ -286,21 +299,20 @@ class ProjectionRepository:
 
     def member(self, run_id: str) -> AgentPoolMember | None:
         """The current member with this run id."""
-        return self._get(_column(MemberRow.member_json), run_id, AgentPoolMember)
+        return self._get(_column(MemberRow.member_json), AgentPoolMember, run_id)
 
     def message_receipt(self, idempotency_key: str) -> MessageReceipt | None:
         """The latest receipt under a message idempotency key."""
-        return self._get(_column(MessageReceiptRow.receipt_json), idempotency_key, MessageReceipt)
+        return cast("MessageReceipt | None", self.look_up("message_receipt", idempotency_key))
 
     def wake_registration(self, idempotency_key: str) -> WakeRegistration | None:
         """The latest registration under a wake idempotency key."""
-        return self._get(
-            _column(WakeRegistrationRow.registration_json), idempotency_key, WakeRegistration
-        )
+        found = self.look_up("wake_registration", idempotency_key)
+        return cast("WakeRegistration | None", found)
 
     def wake(self, condition_id: str) -> AgentPoolStoredWake | None:
         """The latest stored wake of a condition."""
-        return self._get(_column(WakeRow.stored_json), condition_id, AgentPoolStoredWake)
+        return cast("AgentPoolStoredWake | None", self.look_up("wake", condition_id))
 
     def _all(self, attribute: InstrumentedAttribute[str], model: type[M]) -> Iterator[M]:
         column = _column(attribute)

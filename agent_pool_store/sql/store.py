@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import Engine, exc
 from sqlalchemy.engine import URL
 
@@ -26,9 +27,9 @@ from agent_pool_store.domain import (
 )
 from agent_pool_store.errors import AgentError
 from agent_pool_store.following import Waiter
-from agent_pool_store.operations import PoolStoreOperations, PoolUnit
+from agent_pool_store.operations import Lookup, PoolStoreOperations, PoolUnit
 from agent_pool_store.sql import admin
-from agent_pool_store.sql.batch_statement import append_statement
+from agent_pool_store.sql.batch_statement import append_statement, lookup_statement
 from agent_pool_store.sql.driver_execution import autocommit, fetch_one
 from agent_pool_store.sql.engine import (
     DEFAULT_URL,
@@ -42,7 +43,12 @@ from agent_pool_store.sql.follow import open_waiter
 from agent_pool_store.sql.integrity import VerificationReport, rebuild_pool, verify_pool
 from agent_pool_store.sql.projection_batch import ProjectionBatch
 from agent_pool_store.sql.record_rows import RecordRows
-from agent_pool_store.sql.repositories import PoolHead, parse_payload, parse_projection
+from agent_pool_store.sql.repositories import (
+    LOOKUPS,
+    PoolHead,
+    parse_payload,
+    parse_projection,
+)
 from agent_pool_store.sql.unit_of_work import SqlUnitOfWork
 
 T = TypeVar("T")
@@ -249,6 +255,36 @@ class SqlAgentPoolStore(PoolStoreOperations):
 
     def _open_waiter(self, pool_id: str, poll_interval: float) -> Waiter:
         return open_waiter(self, pool_id, poll_interval)
+
+    # -- look-ups and appends in one statement (PostgreSQL) --------------------------------
+
+    def _look_up_directly(
+        self, pool_id: str, lookup: Lookup, key: str
+    ) -> tuple[BaseModel | None] | None:
+        """PostgreSQL: the look-up as one autocommit statement (one round trip).
+
+        The statement (:func:`~agent_pool_store.sql.batch_statement.lookup_statement`) reads
+        the projection row with the pool's row, and answers only if the pool's config is the
+        text this store last parsed for it and no record follows the watermark; otherwise,
+        or on any error, the look-up runs as a read unit of work (four round trips), which
+        checks the pool, catches up or reports.
+        """
+        known = self._known_configs.get(pool_id)
+        if self.label != "postgresql" or known is None:
+            return None
+        json_column, model = LOOKUPS[lookup]
+        parameters = {"pool_id": pool_id, "key": key, "readable_config": known[0]}
+        try:
+            with self.engine.connect() as connection, autocommit(connection):
+                row = fetch_one(connection, lookup_statement(json_column), parameters)
+        except exc.DBAPIError:
+            return None
+        if row is None:
+            return None
+        json = row[0]
+        if json is None:
+            return (None,)
+        return (parse_projection(pool_id, model, json, json_column.table.name),)
 
     # -- appends ---------------------------------------------------------------------------
 

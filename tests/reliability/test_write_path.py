@@ -725,6 +725,65 @@ def test_appends_to_a_known_pool_are_one_statement(
         store.close()
 
 
+@pytest.mark.postgresql
+def test_look_ups_of_a_known_pool_are_one_statement(
+    pg_url: URL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """message_receipt, wake_registration and wake: one statement each once the store has
+    read the pool's config, found or not; with foreign records past the watermark, a
+    damaged row or a damaged config they answer as the unit of work does."""
+    store = open_store(pg_url)
+    log = StatementLog.of(store, monkeypatch)
+    raw = Raw("postgresql", pg_url.set(drivername="postgresql").render_as_string(False))
+    try:
+        store.open_pool(POOL, EQUAL_CONFIG)
+        sent, receipt = message_pair("message.look")
+        store.record_message(POOL, sent, receipt)
+        condition, compiled, registration = wake_triple("wake.look")
+        store.record_wake(POOL, condition, compiled, registration)
+        log.clear()
+        assert store.message_receipt(POOL, sent.idempotency_key) == receipt
+        assert store.wake_registration(POOL, condition.idempotency_key) == registration
+        stored_wake = store.wake(POOL, condition.condition_id)
+        assert stored_wake is not None and stored_wake.registration == registration
+        assert store.message_receipt(POOL, "idem.missing") is None
+        assert store.wake(POOL, "wake.missing") is None
+        assert len(log.clear()) == 5
+
+        # A foreign record past the watermark: the statement answers nothing, a unit catches
+        # up, and the look-up sees the foreign receipt.
+        delivered = receipt.model_copy(update={"status": MessageStatus.DELIVERED})
+        foreign = RunMessageRecorded(stored=AgentPoolStoredMessage(message=sent, receipt=delivered))
+        raw.append_record(POOL, foreign.type, foreign.model_dump_json())
+        assert store.message_receipt(POOL, sent.idempotency_key) == delivered
+        assert len(log.clear()) > 1
+        assert store.message_receipt(POOL, sent.idempotency_key) == delivered
+        assert len(log.clear()) == 1  # caught up: one statement again
+
+        # A damaged projection row: RepairNeeded, as from a unit of work.
+        raw.execute(
+            "UPDATE agent_pool_store_message_receipts SET receipt_json = ? WHERE pool_id = ?",
+            ('{"unexpected": true}', POOL),
+        )
+        with pytest.raises(AgentError) as caught:
+            store.message_receipt(POOL, sent.idempotency_key)
+        assert caught.value.retry is RetryClassification.REPAIR_NEEDED
+        assert len(log.clear()) == 1
+
+        # A damaged config: the statement answers nothing; the unit reports RepairNeeded.
+        raw.execute(
+            "UPDATE agent_pool_store_pools SET config_json = ? WHERE pool_id = ?",
+            ('{"unexpected": true}', POOL),
+        )
+        with pytest.raises(AgentError) as caught:
+            store.wake(POOL, condition.condition_id)
+        assert caught.value.retry is RetryClassification.REPAIR_NEEDED
+        assert len(log.clear()) > 1
+    finally:
+        raw.close()
+        store.close()
+
+
 def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
     nodes = [node]
     for child in node.get("Plans", []):
