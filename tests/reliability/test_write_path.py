@@ -725,6 +725,19 @@ def test_appends_to_a_known_pool_are_one_statement(
         store.close()
 
 
+def repair_needed_after(raw: Raw, table: str, column: str, call: Callable[[], object]) -> bool:
+    """Damage ``column`` of the pool's rows in ``table``; whether ``call`` then fails with
+    RepairNeeded."""
+    raw.execute(
+        f"UPDATE {table} SET {column} = ? WHERE pool_id = ?", ('{"unexpected": true}', POOL)
+    )
+    try:
+        call()
+    except AgentError as error:
+        return error.retry is RetryClassification.REPAIR_NEEDED
+    return False
+
+
 @pytest.mark.postgresql
 def test_look_ups_of_a_known_pool_are_one_statement(
     pg_url: URL, monkeypatch: pytest.MonkeyPatch
@@ -755,29 +768,20 @@ def test_look_ups_of_a_known_pool_are_one_statement(
         delivered = receipt.model_copy(update={"status": MessageStatus.DELIVERED})
         foreign = RunMessageRecorded(stored=AgentPoolStoredMessage(message=sent, receipt=delivered))
         raw.append_record(POOL, foreign.type, foreign.model_dump_json())
-        assert store.message_receipt(POOL, sent.idempotency_key) == delivered
+        key = sent.idempotency_key
+        assert store.message_receipt(POOL, key) == delivered
         assert len(log.clear()) > 1
-        assert store.message_receipt(POOL, sent.idempotency_key) == delivered
+        assert store.message_receipt(POOL, key) == delivered
         assert len(log.clear()) == 1  # caught up: one statement again
 
         # A damaged projection row: RepairNeeded, as from a unit of work.
-        raw.execute(
-            "UPDATE agent_pool_store_message_receipts SET receipt_json = ? WHERE pool_id = ?",
-            ('{"unexpected": true}', POOL),
-        )
-        with pytest.raises(AgentError) as caught:
-            store.message_receipt(POOL, sent.idempotency_key)
-        assert caught.value.retry is RetryClassification.REPAIR_NEEDED
+        damaged = ("agent_pool_store_message_receipts", "receipt_json")
+        assert repair_needed_after(raw, *damaged, lambda: store.message_receipt(POOL, key))
         assert len(log.clear()) == 1
 
         # A damaged config: the statement answers nothing; the unit reports RepairNeeded.
-        raw.execute(
-            "UPDATE agent_pool_store_pools SET config_json = ? WHERE pool_id = ?",
-            ('{"unexpected": true}', POOL),
-        )
-        with pytest.raises(AgentError) as caught:
-            store.wake(POOL, condition.condition_id)
-        assert caught.value.retry is RetryClassification.REPAIR_NEEDED
+        damaged = ("agent_pool_store_pools", "config_json")
+        assert repair_needed_after(raw, *damaged, lambda: store.wake(POOL, "wake.look"))
         assert len(log.clear()) > 1
     finally:
         raw.close()
