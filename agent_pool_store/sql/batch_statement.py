@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Table, Text, bindparam, column, exists, func, select
+from sqlalchemy import BigInteger, Table, Text, bindparam, column, exists, func, select
 from sqlalchemy.dialects import postgresql
 
 from agent_pool_store.sql.projection_batch import ProjectionBatch
@@ -226,20 +226,15 @@ def _readable_and_caught_up(pool_id: Any) -> tuple[Any, ...]:
 
 
 @functools.cache
-def lookup_statement(json_column: Column[str]) -> Any:
-    """One projection row's JSON, read with the pool's row in one autocommit statement.
+def lookup_statement(row_by_key: Any) -> Any:
+    """``row_by_key`` read with the pool's row, in one autocommit statement.
 
-    It returns one row, holding the JSON or NULL (no such key), only if the pool's stored
-    config is ``:readable_config`` and no record follows the watermark; otherwise no row, and
-    the look-up is left to a unit of work (which catches up first). One statement reads one
-    snapshot, so the row and the watermark agree.
+    ``row_by_key`` selects a projection row's JSON by ``:pool_id`` and ``:key``. The
+    statement returns one row, holding the JSON or NULL (no such key), only if the pool's
+    stored config is ``:readable_config`` and no record follows the watermark; otherwise no
+    row, and the look-up is left to a unit of work (which catches up first). One statement
+    reads one snapshot, so the row and the watermark agree.
     """
-    table = json_column.table
-    key_column = next(c for c in table.primary_key.columns if c.name != "pool_id")
-    pool_id = bindparam("pool_id", type_=Text)
-    value = (
-        select(json_column)
-        .where(table.c.pool_id == pool_id, key_column == bindparam("key", type_=Text))
-        .scalar_subquery()
+    return select(row_by_key.scalar_subquery()).where(
+        *_readable_and_caught_up(bindparam("pool_id", type_=Text))
     )
-    return select(value).where(*_readable_and_caught_up(pool_id))

@@ -84,7 +84,7 @@ _HEAD_FOR_UPDATE = _HEAD.with_for_update(of=PoolRow)
 
 
 @functools.cache
-def _lookup_statement(json_column: Column[str]) -> Any:
+def row_by_key(json_column: Column[str]) -> Any:
     """``SELECT json_column WHERE pool_id = :pool_id AND <key> = :key`` for a projection."""
     table = json_column.table
     key_column = next(c for c in table.primary_key.columns if c.name != "pool_id")
@@ -289,7 +289,7 @@ class ProjectionRepository:
     def _get(self, json_column: Column[str], model: type[M], key: str) -> M | None:
         """The model in ``json_column`` of the row keyed by this pool and ``key``."""
         json = self.connection.execute(
-            _lookup_statement(json_column), {"pool_id": self.pool_id, "key": key}
+            row_by_key(json_column), {"pool_id": self.pool_id, "key": key}
         ).scalar_one_or_none()
         if json is None:
             return None
@@ -307,8 +307,7 @@ class ProjectionRepository:
 
     def wake_registration(self, idempotency_key: str) -> WakeRegistration | None:
         """The latest registration under a wake idempotency key."""
-        found = self.look_up("wake_registration", idempotency_key)
-        return cast("WakeRegistration | None", found)
+        return cast("WakeRegistration | None", self.look_up("wake_registration", idempotency_key))
 
     def wake(self, condition_id: str) -> AgentPoolStoredWake | None:
         """The latest stored wake of a condition."""

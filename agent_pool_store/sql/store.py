@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import Engine, exc
@@ -48,6 +48,7 @@ from agent_pool_store.sql.repositories import (
     PoolHead,
     parse_payload,
     parse_projection,
+    row_by_key,
 )
 from agent_pool_store.sql.unit_of_work import SqlUnitOfWork
 
@@ -258,6 +259,21 @@ class SqlAgentPoolStore(PoolStoreOperations):
 
     # -- look-ups and appends in one statement (PostgreSQL) --------------------------------
 
+    def _readable_config(self, pool_id: str) -> str | None:
+        """The config text a one-statement path requires, or ``None`` to use a unit of work.
+
+        That is, on PostgreSQL, the stored config this store last parsed for the pool.
+        """
+        known = self._known_configs.get(pool_id)
+        return known[0] if self.label == "postgresql" and known is not None else None
+
+    def _one_statement(
+        self, statement: Any, parameters: Mapping[str, Any]
+    ) -> tuple[Any, ...] | None:
+        """The first row of one autocommit statement, run on the driver: one round trip."""
+        with self.engine.connect() as connection, autocommit(connection):
+            return fetch_one(connection, statement, parameters)
+
     def _look_up_directly(
         self, pool_id: str, lookup: Lookup, key: str
     ) -> tuple[BaseModel | None] | None:
@@ -269,14 +285,13 @@ class SqlAgentPoolStore(PoolStoreOperations):
         or on any error, the look-up runs as a read unit of work (four round trips), which
         checks the pool, catches up or reports.
         """
-        known = self._known_configs.get(pool_id)
-        if self.label != "postgresql" or known is None:
+        readable_config = self._readable_config(pool_id)
+        if readable_config is None:
             return None
         json_column, model = LOOKUPS[lookup]
-        parameters = {"pool_id": pool_id, "key": key, "readable_config": known[0]}
+        parameters = {"pool_id": pool_id, "key": key, "readable_config": readable_config}
         try:
-            with self.engine.connect() as connection, autocommit(connection):
-                row = fetch_one(connection, lookup_statement(json_column), parameters)
+            row = self._one_statement(lookup_statement(row_by_key(json_column)), parameters)
         except exc.DBAPIError:
             return None
         if row is None:
@@ -285,8 +300,6 @@ class SqlAgentPoolStore(PoolStoreOperations):
         if json is None:
             return (None,)
         return (parse_projection(pool_id, model, json, json_column.table.name),)
-
-    # -- appends ---------------------------------------------------------------------------
 
     def _append_directly(
         self, pool_id: str, payload: AgentPoolStoreRecordPayload, payload_json: str
@@ -302,16 +315,14 @@ class SqlAgentPoolStore(PoolStoreOperations):
         or reports. SQLite has no data-modifying CTEs, and a statement there costs no round
         trip: it always uses the unit of work.
         """
-        known = self._known_configs.get(pool_id)
-        if self.label != "postgresql" or known is None:
+        readable_config = self._readable_config(pool_id)
+        if readable_config is None:
             return None
-        config_json = known[0]
         batch = ProjectionBatch()
         apply_payload(batch, payload)
-        statement = append_statement(pool_id, config_json, payload.type, payload_json, batch)
+        statement = append_statement(pool_id, readable_config, payload.type, payload_json, batch)
         try:
-            with self.engine.connect() as connection, autocommit(connection):
-                row = fetch_one(connection, *statement)  # on the driver: one round trip
+            row = self._one_statement(*statement)
         except exc.DBAPIError as error:
             if is_lock_timeout(error):
                 raise timeout_error(
