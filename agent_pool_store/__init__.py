@@ -93,7 +93,7 @@ from agent_pool_store.domain import (
 )
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.memory import InMemoryAgentPoolStore
-from agent_pool_store.sql import SqlAgentPoolStore, open_store
+from agent_pool_store.sql.store import SqlAgentPoolStore, open_store
 
 __all__ = [
     "MAX_IDENTIFIER_BYTES",

@@ -28,7 +28,8 @@ from agent_pool_store.domain import (
 )
 from agent_pool_store.errors import AgentError, AgentErrorKind
 from agent_pool_store.render import records_text, snapshot_text
-from agent_pool_store.sql import DEFAULT_URL, open_store
+from agent_pool_store.sql.settings import DEFAULT_URL
+from agent_pool_store.sql.store import open_store
 
 POOL_ID = "pool.demo.newsroom"
 

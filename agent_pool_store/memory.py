@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from pydantic import BaseModel
+
 from agent_pool_store.domain import (
     AgentPoolMember,
     AgentPoolSnapshot,
@@ -19,8 +21,8 @@ from agent_pool_store.domain import (
     PoolState,
     WakeRegistration,
 )
-from agent_pool_store.following import ConditionWaiter, Waiter
-from agent_pool_store.operations import PoolStoreOperations, PoolUnit
+from agent_pool_store.follow_loop import ConditionWaiter, Waiter
+from agent_pool_store.operations import Lookup, PoolStoreOperations, PoolUnit
 
 T = TypeVar("T")
 
@@ -80,7 +82,41 @@ class _Backing:
         self.appended = threading.Condition(self.lock)
 
 
-class InMemoryAgentPoolStore(PoolStoreOperations):
+class _MemoryRunner:
+    """Runs each unit under the backing's one lock; no shorter paths."""
+
+    store_name = "in-memory"
+
+    def __init__(self, backing: _Backing) -> None:
+        self.backing = backing
+
+    def run(self, pool_id: str, *, write: bool, work: Callable[[PoolUnit], T]) -> T:
+        backing = self.backing
+        with backing.lock:
+            pool = backing.pools.get(pool_id) or _MemoryPool(pool_id)
+            before = len(pool.records)
+            result = work(pool)
+            if pool.records:
+                backing.pools[pool_id] = pool
+            if len(pool.records) != before:
+                backing.version += 1
+                backing.appended.notify_all()
+            return result
+
+    def try_append(
+        self, pool_id: str, payload: AgentPoolStoreRecordPayload, payload_json: str
+    ) -> AgentPoolStoreCursor | None:
+        return None
+
+    def try_look_up(self, pool_id: str, lookup: Lookup, key: str) -> tuple[BaseModel | None] | None:
+        return None
+
+    def open_waiter(self, pool_id: str, poll_interval: float) -> Waiter:
+        backing = self.backing
+        return ConditionWaiter(backing.appended, lambda: backing.version)
+
+
+class InMemoryAgentPoolStore(PoolStoreOperations[_MemoryRunner]):
     """The store contract in process memory.
 
     Safe to use from many threads: each operation holds one lock for its whole check-and-
@@ -88,32 +124,16 @@ class InMemoryAgentPoolStore(PoolStoreOperations):
     second connection to one database would.
     """
 
-    label = "in-memory"
-
     def __init__(self) -> None:
         self._backing = _Backing()
+        super().__init__(_MemoryRunner(self._backing))
 
     def another_handle(self) -> InMemoryAgentPoolStore:
         """A new store object that shares this one's pools, records and counters."""
         handle = InMemoryAgentPoolStore()
         handle._backing = self._backing
+        handle._runner = _MemoryRunner(self._backing)
         return handle
-
-    def _execute(self, pool_id: str, *, write: bool, work: Callable[[PoolUnit], T]) -> T:
-        with self._backing.lock:
-            pool = self._backing.pools.get(pool_id) or _MemoryPool(pool_id)
-            before = len(pool.records)
-            result = work(pool)
-            if pool.records:
-                self._backing.pools[pool_id] = pool
-            if len(pool.records) != before:
-                self._backing.version += 1
-                self._backing.appended.notify_all()
-            return result
-
-    def _open_waiter(self, pool_id: str, poll_interval: float) -> Waiter:
-        backing = self._backing
-        return ConditionWaiter(backing.appended, lambda: backing.version)
 
     def close(self) -> None:
         """Nothing to release; present so every store can be closed alike."""

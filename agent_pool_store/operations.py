@@ -1,8 +1,9 @@
 """The contract's rules, written once over a per-pool unit of work that each store provides.
 
-A store subclasses :class:`PoolStoreOperations` and implements :meth:`_execute`, which runs a
-function on a :class:`PoolUnit` for one pool inside one transaction (holding the pool's
-write lock when ``write`` is true), retrying it where the store can. Everything the
+A store subclasses :class:`PoolStoreOperations` and hands it a :class:`PoolRunner`, which
+runs a function on a :class:`PoolUnit` for one pool inside one transaction (holding the
+pool's write lock when ``write`` is true), retrying it where the store can, and may offer
+shorter paths for appends and look-ups that need nothing but an opened pool. Everything the
 contract says about arguments, unopened pools, config conflicts and leaving non-members is
 here and nowhere else.
 """
@@ -11,9 +12,8 @@ from __future__ import annotations
 
 import functools
 import threading
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Literal, Protocol, TypeVar, cast
+from typing import Generic, Literal, Protocol, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -41,7 +41,7 @@ from agent_pool_store.domain import (
     WakeRegistration,
 )
 from agent_pool_store.errors import AgentError
-from agent_pool_store.following import (
+from agent_pool_store.follow_loop import (
     DEFAULT_POLL_INTERVAL,
     Follower,
     Waiter,
@@ -52,7 +52,8 @@ from agent_pool_store.following import (
 T = TypeVar("T")
 
 Lookup = Literal["message_receipt", "wake_registration", "wake"]
-"""The look-ups by key a store may answer in one step (:meth:`_look_up_directly`)."""
+"""The look-ups by key a runner may answer without a unit of work
+(:meth:`PoolRunner.try_look_up`), named as the :class:`PoolUnit` methods they stand for."""
 
 MAX_STORED_SEQUENCE = 2**63 - 1
 """Sequences are stored as signed 64-bit integers; a cursor at or past this has no records
@@ -111,6 +112,46 @@ class PoolUnit(Protocol):
         ...
 
 
+class PoolRunner(Protocol):
+    """How a store runs the contract's work: what :class:`PoolStoreOperations` is built on."""
+
+    @property
+    def store_name(self) -> str:
+        """Names the store in error messages, e.g. ``"sqlite"`` or ``"in-memory"``."""
+        ...
+
+    def run(self, pool_id: str, *, write: bool, work: Callable[[PoolUnit], T]) -> T:
+        """Run ``work`` on the pool in one unit of work; commit if it returns.
+
+        The store retries the unit where it can.
+        """
+        ...
+
+    def try_append(
+        self, pool_id: str, payload: AgentPoolStoreRecordPayload, payload_json: str
+    ) -> AgentPoolStoreCursor | None:
+        """Append a record that needs nothing but an opened pool, without a unit of work.
+
+        For ``record_pool_created``, ``join_member``, ``record_message`` and ``record_wake``.
+        ``None`` whenever nothing was appended (no such path, the pool unknown to this
+        store, records to catch up with, a failure); the append then runs as a unit of
+        work, which decides and reports.
+        """
+        ...
+
+    def try_look_up(self, pool_id: str, lookup: Lookup, key: str) -> tuple[BaseModel | None] | None:
+        """A look-up by key without a unit of work, if the store can.
+
+        ``(result,)`` (``result`` is ``None`` when nothing is stored under ``key``), or
+        ``None`` to leave it to a unit of work, which checks the pool and catches up first.
+        """
+        ...
+
+    def open_waiter(self, pool_id: str, poll_interval: float) -> Waiter:
+        """What tells a follower of the pool that new records may have committed."""
+        ...
+
+
 def _records_after(unit: PoolUnit, sequence: int) -> Sequence[AgentPoolStoreRecord]:
     """A batch of records for watch; none for an unopened pool."""
     if unit.config() is None:
@@ -118,24 +159,19 @@ def _records_after(unit: PoolUnit, sequence: int) -> Sequence[AgentPoolStoreReco
     return unit.records_after(sequence, WATCH_BATCH)
 
 
-class PoolStoreOperations(ABC):
-    """The twelve contract operations, implemented once over :meth:`_execute`."""
+R = TypeVar("R", bound=PoolRunner)
 
-    label: str = "agent pool"
-    """Name used in error messages, e.g. ``"sqlite"`` or ``"in-memory"``."""
 
-    @abstractmethod
-    def _open_waiter(self, pool_id: str, poll_interval: float) -> Waiter:
-        """What tells a follower of the pool that new records may have committed."""
+class PoolStoreOperations(Generic[R]):
+    """The twelve contract operations, implemented once over a :class:`PoolRunner`."""
 
-    @abstractmethod
-    def _execute(self, pool_id: str, *, write: bool, work: Callable[[PoolUnit], T]) -> T:
-        """Run ``work`` in one unit of work on the pool; commit if it returns."""
+    def __init__(self, runner: R) -> None:
+        self._runner = runner
 
     def _opened(self, unit: PoolUnit) -> AgentPoolStoreConfig:
         config = unit.config()
         if config is None:
-            raise AgentError.pool_not_opened(self.label)
+            raise AgentError.pool_not_opened(self._runner.store_name)
         return config
 
     def _read(self, pool_id: str, work: Callable[[PoolUnit], T]) -> T:
@@ -145,7 +181,7 @@ class PoolStoreOperations(ABC):
             self._opened(unit)
             return work(unit)
 
-        return self._execute(pool_id, write=False, work=checked)
+        return self._runner.run(pool_id, write=False, work=checked)
 
     def open_pool(self, pool_id: str, config: AgentPoolStoreConfig) -> AgentPoolSnapshot:
         """See :meth:`AgentPoolStore.open_pool`."""
@@ -157,44 +193,21 @@ class PoolStoreOperations(ABC):
             if existing is None:
                 unit.append(PoolOpened(config=config))
             elif existing != config:
-                raise AgentError.config_conflict(self.label)
+                raise AgentError.config_conflict(self._runner.store_name)
             return unit.snapshot()
 
-        return self._execute(pool_id, write=True, work=work)
+        return self._runner.run(pool_id, write=True, work=work)
 
     def snapshot(self, pool_id: str) -> AgentPoolSnapshot:
         """See :meth:`AgentPoolStore.snapshot`."""
         pool_id = arguments.identifier("pool_id", pool_id)
         return self._read(pool_id, lambda unit: unit.snapshot())
 
-    def _look_up_directly(
-        self, pool_id: str, lookup: Lookup, key: str
-    ) -> tuple[BaseModel | None] | None:
-        """A look-up by key in one step, if the store offers one.
-
-        ``(result,)`` (``result`` is ``None`` when nothing is stored under ``key``), or
-        ``None`` to leave the look-up to a unit of work, which checks the pool and catches up
-        first. Default: ``None``.
-        """
-        return None
-
     def _look_up(self, pool_id: str, lookup: Lookup, key: str, work: Callable[[PoolUnit], T]) -> T:
-        found = self._look_up_directly(pool_id, lookup, key)
+        found = self._runner.try_look_up(pool_id, lookup, key)
         if found is not None:
             return cast("T", found[0])
         return self._read(pool_id, work)
-
-    def _append_directly(
-        self, pool_id: str, payload: AgentPoolStoreRecordPayload, payload_json: str
-    ) -> AgentPoolStoreCursor | None:
-        """Append a record that depends on nothing but the pool being opened, in one step.
-
-        A store may offer a shorter path for such appends (``record_pool_created``,
-        ``join_member``, ``record_message``, ``record_wake``); it returns ``None`` whenever it
-        did not append (pool not opened, records to catch up with, a failure), and the
-        append then runs as a unit of work, which decides and reports. Default: ``None``.
-        """
-        return None
 
     def _append(
         self,
@@ -204,7 +217,7 @@ class PoolStoreOperations(ABC):
     ) -> AgentPoolStoreCursor:
         """Append ``payload``, built from the model arguments ``models`` (checked here)."""
         payload_json = arguments.record_json(payload, models)
-        appended = self._append_directly(pool_id, payload, payload_json)
+        appended = self._runner.try_append(pool_id, payload, payload_json)
         if appended is not None:
             return appended
 
@@ -212,7 +225,7 @@ class PoolStoreOperations(ABC):
             self._opened(unit)
             return unit.append(payload, payload_json)
 
-        return self._execute(pool_id, write=True, work=work)
+        return self._runner.run(pool_id, write=True, work=work)
 
     def record_pool_created(self, pool_id: str) -> AgentPoolStoreCursor:
         """See :meth:`AgentPoolStore.record_pool_created`."""
@@ -238,7 +251,7 @@ class PoolStoreOperations(ABC):
                 raise AgentError.not_a_member()
             return member, unit.append(MemberLeft(member=member))
 
-        return self._execute(pool_id, write=True, work=work)
+        return self._runner.run(pool_id, write=True, work=work)
 
     def message_receipt(self, pool_id: str, idempotency_key: str) -> MessageReceipt | None:
         """See :meth:`AgentPoolStore.message_receipt`."""
@@ -309,7 +322,7 @@ class PoolStoreOperations(ABC):
         if after >= MAX_STORED_SEQUENCE:
             return  # no stored record can come after it
         while True:
-            batch = self._execute(
+            batch = self._runner.run(
                 pool_id, write=False, work=functools.partial(_records_after, sequence=after)
             )
             for record in batch:
@@ -326,7 +339,7 @@ class PoolStoreOperations(ABC):
             self._opened(unit)
             return unit.next_event_sequence()
 
-        return self._execute(pool_id, write=True, work=work)
+        return self._runner.run(pool_id, write=True, work=work)
 
     def follow(
         self,
@@ -353,7 +366,7 @@ class PoolStoreOperations(ABC):
         return follow_records(
             lambda sequence: self.watch(pool, sequence),
             after,
-            lambda: self._open_waiter(pool, poll_interval),
+            lambda: self._runner.open_waiter(pool, poll_interval),
             timeout=timeout,
             stop=stop,
             poll_interval=poll_interval,

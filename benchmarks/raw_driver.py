@@ -4,7 +4,7 @@ They give the limit an append can reach (one record per transaction, committed d
 the same settings the store uses) and serve the replay baseline. Both drivers run in
 autocommit mode and the transaction statements are sent explicitly, so the two dialects
 share the code: SQLite ``BEGIN IMMEDIATE`` (WAL, ``synchronous=FULL``, a busy timeout, as
-:mod:`agent_pool_store.sql.engine` sets), PostgreSQL ``BEGIN``.
+:mod:`agent_pool_store.sql.dialects.sqlite` sets), PostgreSQL ``BEGIN``.
 """
 
 from __future__ import annotations

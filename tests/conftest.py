@@ -91,13 +91,24 @@ def _postgresql_backend(request: pytest.FixtureRequest) -> Backend:
     return Backend("postgresql", lambda: open_store(url))
 
 
+def _postgresql_units_backend(request: pytest.FixtureRequest) -> Backend:
+    """PostgreSQL with the one-statement paths off: every call is a unit of work."""
+    url = request.getfixturevalue("pg_url")
+    return Backend("postgresql-units", lambda: open_store(url, postgresql_one_statement=False))
+
+
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {
     "memory": lambda request: _memory_backend(),
     "sqlite": _sqlite_backend,
     "postgresql": _postgresql_backend,
+    "postgresql-units": _postgresql_units_backend,
 }
 
-BACKEND_MARKS = {"sqlite": pytest.mark.sqlite, "postgresql": pytest.mark.postgresql}
+BACKEND_MARKS = {
+    "sqlite": pytest.mark.sqlite,
+    "postgresql": pytest.mark.postgresql,
+    "postgresql-units": pytest.mark.postgresql,
+}
 
 
 @pytest.fixture(

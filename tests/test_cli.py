@@ -36,12 +36,7 @@ from agent_pool_store import (
 )
 from agent_pool_store.cli import cli
 from agent_pool_store.render import record_text, snapshot_text
-from agent_pool_store.sql.admin import (
-    ImportReport,
-    count_records,
-    export_records,
-    import_records,
-)
+from agent_pool_store.sql.transfer import ImportReport
 from tests.databases import PG_ADMIN_URL, sqlite_url
 from tests.factories import MemberFactory, PolicyRefFactory, message_pair, wake_triple
 
@@ -696,16 +691,15 @@ def test_watch_follow_picks_up_another_process(db: Db, signal_number: int) -> No
 def test_export_and_import_library_functions(db: Db, tmp_path: Path) -> None:
     seed(db.url)
     with db.open() as store:
-        lines = list(export_records(store))
-        assert lines == list(export_records(store, POOL)) + list(export_records(store, OTHER))
-        assert count_records(store) == len(lines) == 13
+        lines = list(store.export_records())
+        assert lines == list(store.export_records(POOL)) + list(store.export_records(OTHER))
+        assert store.count_records() == len(lines) == 13
     assert ok(["--url", db.url, "export", "--all"]).stdout.split("\n")[:-1] == lines
     calls: list[tuple[str, int, int | None]] = []
     target = sqlite_url(tmp_path / "target.sqlite")
     with open_store(target) as imported:
         # Windows line ends and blank lines are fine
-        report = import_records(
-            imported,
+        report = imported.import_records(
             [line + "\r\n" for line in lines] + ["\n"],
             progress=lambda *call: calls.append(call),
         )

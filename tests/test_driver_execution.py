@@ -1,4 +1,4 @@
-"""``agent_pool_store.sql.driver_execution``: Core statements run on the sqlite3 connection."""
+"""``agent_pool_store.sql.dialects.driver``: Core statements run on the sqlite3 connection."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import bindparam, create_engine, exc, func, select
 
-from agent_pool_store.sql.driver_execution import (
+from agent_pool_store.sql.dialects.driver import (
     driver_statement,
     execute_many,
     execute_sql,

@@ -31,7 +31,7 @@ from agent_pool_store import (
     SqlAgentPoolStore,
     open_store,
 )
-from agent_pool_store.sql.follow import CHANNEL, RECHECK_SECONDS
+from agent_pool_store.sql.dialects.postgresql_waiter import CHANNEL, RECHECK_SECONDS
 from tests.databases import sqlite_url
 from tests.factories import MemberFactory
 

@@ -27,8 +27,8 @@ from agent_pool_store.cli import (
 from agent_pool_store.cli.context import CliState
 from agent_pool_store.cli.output import Output
 from agent_pool_store.errors import AgentError, AgentErrorKind
-from agent_pool_store.sql.engine import DEFAULT_URL, safe_url
 from agent_pool_store.sql.errors import translate
+from agent_pool_store.sql.settings import DEFAULT_URL, safe_url
 
 PROG = "agent-pool-store"
 URL_ENV = "AGENT_POOL_STORE_URL"

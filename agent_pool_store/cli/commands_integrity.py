@@ -8,7 +8,6 @@ from rich.text import Text
 from agent_pool_store import arguments
 from agent_pool_store.cli.context import CliState, pass_state
 from agent_pool_store.errors import AgentError
-from agent_pool_store.sql.admin import count_records, pool_ids
 from agent_pool_store.sql.integrity import VerificationReport
 
 
@@ -23,7 +22,7 @@ def verify(state: CliState, pool: str | None) -> None:
     """
     output, state.pool = state.output, pool
     with state.open_store() as store:
-        pools = [arguments.identifier("pool_id", pool)] if pool is not None else pool_ids(store)
+        pools = [arguments.identifier("pool_id", pool)] if pool is not None else store.pool_ids()
         report = VerificationReport()
         with output.progress("verifying pools", len(pools)) as bar:
             for each in pools:
@@ -56,7 +55,7 @@ def rebuild(state: CliState, pool: str) -> None:
     state.pool = pool
     pool_id = arguments.identifier("pool_id", pool)
     with state.open_store() as store:
-        if count_records(store, pool_id) == 0:
+        if store.count_records(pool_id) == 0:
             raise AgentError.invalid_argument(
                 f"pool {pool_id!r} has no records; nothing to rebuild"
             )

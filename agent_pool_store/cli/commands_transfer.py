@@ -1,4 +1,4 @@
-"""``export`` and ``import``: record logs as JSON Lines (see ``agent_pool_store.sql.admin``)."""
+"""``export`` and ``import``: record logs as JSON Lines (see ``agent_pool_store.sql.transfer``)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,6 @@ import click
 from agent_pool_store import arguments
 from agent_pool_store.cli.context import CliState, pass_state
 from agent_pool_store.errors import AgentError
-from agent_pool_store.sql.admin import (
-    count_records,
-    export_records,
-    import_records,
-)
 
 
 @contextmanager
@@ -63,14 +58,14 @@ def export_command(
     pool_id = arguments.identifier("pool_id", pool) if pool is not None else None
     written, pools_seen = 0, set()
     with state.open_store() as store:
-        total = count_records(store, pool_id)
+        total = store.count_records(pool_id)
         if pool_id is not None and total == 0:
             raise AgentError.invalid_argument(f"pool {pool_id!r} has no records; nothing exported")
         with (
             _destination(output_path) as stream,
             state.output.progress("exporting records", total) as bar,
         ):
-            for line in export_records(store, pool_id):
+            for line in store.export_records(pool_id):
                 stream.write(line.encode("utf-8") + b"\n")
                 written += 1
                 if written % 100 == 0:
@@ -113,7 +108,7 @@ def import_command(state: CliState, file: str) -> None:
         def progress(phase: str, done: int, total: int | None) -> None:
             bar.update(done, total, phases.get(phase, phase))
 
-        report = import_records(store, lines, progress=progress)
+        report = store.import_records(lines, progress=progress)
     rows = [[pool_id, count] for pool_id, count in report.pools.items()]
     if output.rich:
         output.table(

@@ -8,8 +8,8 @@ import click
 from sqlalchemy.engine import URL
 
 from agent_pool_store.cli.output import Output
-from agent_pool_store.sql import SqlAgentPoolStore, open_store
-from agent_pool_store.sql.engine import safe_url
+from agent_pool_store.sql.settings import safe_url
+from agent_pool_store.sql.store import SqlAgentPoolStore, open_store
 
 
 @dataclass

@@ -14,12 +14,13 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, exc, text
+from sqlalchemy import Connection, Engine, exc
 from sqlalchemy.engine import URL
 
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
-from agent_pool_store.sql.engine import WRITE_OPTION, EngineSettings, build_engine, safe_url
+from agent_pool_store.sql.engine import build_engine
 from agent_pool_store.sql.errors import translate
+from agent_pool_store.sql.settings import EngineSettings, safe_url
 from alembic import command
 
 VERSION_TABLE = "agent_pool_store_alembic_version"
@@ -27,8 +28,6 @@ VERSION_TABLE = "agent_pool_store_alembic_version"
 
 SCRIPT_LOCATION = str(Path(__file__).parent)
 """The migration scripts inside the installed package."""
-
-_PG_MIGRATION_LOCK = 0x41505331  # advisory lock key: serialises concurrent upgrades
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -50,18 +49,16 @@ def head() -> str:
 def migration_connection(url_or_engine: str | URL | Engine) -> Iterator[Connection]:
     """A connection holding the write lock for migrating, committed unless the block fails.
 
-    SQLite takes ``BEGIN IMMEDIATE``; PostgreSQL an advisory transaction lock.
+    The dialect decides how: SQLite takes ``BEGIN IMMEDIATE``; PostgreSQL an advisory
+    transaction lock.
     """
     owns = not isinstance(url_or_engine, Engine)
-    engine = build_engine(url_or_engine, EngineSettings())
+    engine, dialect = build_engine(url_or_engine, EngineSettings())
     try:
         with _translated(engine), engine.connect() as plain:
-            connection = plain.execution_options(**{WRITE_OPTION: True})
+            connection = plain.execution_options(**dialect.unit_options(write=True))
             with connection.begin():
-                if connection.dialect.name == "postgresql":
-                    connection.execute(
-                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
-                    )
+                dialect.lock_for_migration(connection)
                 yield connection
     finally:
         if owns:

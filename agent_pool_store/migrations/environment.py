@@ -7,8 +7,10 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from agent_pool_store.sql.engine import DEFAULT_URL
+from agent_pool_store.migrations import VERSION_TABLE, migration_connection
+from agent_pool_store.sql.dialects.registry import dialect_for
 from agent_pool_store.sql.schema import Base
+from agent_pool_store.sql.settings import DEFAULT_URL, EngineSettings
 from alembic import context as alembic_context
 
 URL_VARIABLE = "AGENT_POOL_STORE_URL"
@@ -33,13 +35,11 @@ def _url() -> str:
 
 
 def _configure(connection: Connection) -> None:
-    from agent_pool_store.migrations import VERSION_TABLE  # noqa: PLC0415
-
     alembic_context.configure(
         connection=connection,
         target_metadata=Base.metadata,
         version_table=VERSION_TABLE,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=dialect_for(connection.engine, EngineSettings()).batch_migrations,
         include_name=_ours,
         compare_type=True,
     )
@@ -47,8 +47,6 @@ def _configure(connection: Connection) -> None:
 
 def run() -> None:
     """Run the migrations Alembic asked for (called from ``env.py``)."""
-    from agent_pool_store.migrations import VERSION_TABLE, migration_connection  # noqa: PLC0415
-
     if alembic_context.is_offline_mode():
         alembic_context.configure(
             url=_url(),

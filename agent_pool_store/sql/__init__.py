@@ -1,6 +1,7 @@
-"""The SQL store: SQLAlchemy models, repositories, unit of work and the store facade."""
+"""The SQL store: SQLAlchemy models, repositories, unit of work, runner, dialects, facade.
 
-from agent_pool_store.sql.engine import DEFAULT_URL, EngineSettings
-from agent_pool_store.sql.store import SqlAgentPoolStore, open_store
-
-__all__ = ["DEFAULT_URL", "EngineSettings", "SqlAgentPoolStore", "open_store"]
+Import from the modules themselves (``agent_pool_store.sql.store`` for the facade and
+``open_store``; the package ``agent_pool_store`` re-exports the public names). This
+``__init__`` imports nothing, so importing one module of the package never imports the
+rest (see ``docs/architecture.md``, "Import rules").
+"""

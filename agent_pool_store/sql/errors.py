@@ -8,8 +8,10 @@ store; whatever leaves the public API is an AgentError whose message names no se
 from __future__ import annotations
 
 from sqlalchemy import exc
+from sqlalchemy.engine import URL
 
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
+from agent_pool_store.sql.settings import safe_url
 
 _PG_TRANSIENT = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 _PG_LOCK_TIMEOUT = {"55P03", "57014"}  # lock_not_available, query_canceled (timeouts)
@@ -20,9 +22,10 @@ def _sqlstate(error: exc.DBAPIError) -> str | None:
     return getattr(error.orig, "sqlstate", None)
 
 
-def _first_line(error: exc.DBAPIError) -> str:
-    text = str(error.orig).strip().splitlines()
-    return text[0] if text else type(error.orig).__name__
+def first_line(error: object) -> str:
+    """The first line of an error's message (or its type's name)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def is_transient(error: exc.DBAPIError) -> bool:
@@ -55,7 +58,7 @@ def timeout_error(what: str, seconds: float) -> AgentError:
 def translate(error: exc.SQLAlchemyError, what: str) -> AgentError:
     """An AgentError for a non-transient database error."""
     if isinstance(error, exc.DBAPIError):
-        detail = _first_line(error)
+        detail = first_line(error.orig)
         if isinstance(error, exc.ProgrammingError) or "no such table" in detail:
             return AgentError(
                 AgentErrorKind.HOST_CONFIGURATION_NEEDED,
@@ -77,4 +80,13 @@ def translate(error: exc.SQLAlchemyError, what: str) -> AgentError:
         AgentErrorKind.JOURNAL_FAILURE,
         RetryClassification.NOT_RETRYABLE,
         f"{what}: {type(error).__name__}: {error}",
+    )
+
+
+def follow_unavailable(url: URL, reason: str) -> AgentError:
+    """A follower could not open or keep its dedicated connection."""
+    return AgentError(
+        AgentErrorKind.HOST_CONFIGURATION_NEEDED,
+        RetryClassification.RETRYABLE,
+        f"following {safe_url(url)}: database unavailable: {reason}",
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from agent_pool_store.domain import PoolState
 from agent_pool_store.errors import AgentError
-from agent_pool_store.sql.repositories import parse_payload
+from agent_pool_store.sql.parsing import parse_payload
 from agent_pool_store.sql.unit_of_work import SqlUnitOfWork
 
 VERIFY_BATCH = 1000

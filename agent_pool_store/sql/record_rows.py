@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import overload
 
 from agent_pool_store.domain import AgentPoolStoreRecord
-from agent_pool_store.sql.repositories import parse_payload
+from agent_pool_store.sql.parsing import parse_payload
 
 
 class RecordRows(Sequence[AgentPoolStoreRecord]):

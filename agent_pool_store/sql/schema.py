@@ -22,7 +22,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-Sequence = BigInteger().with_variant(Integer(), "sqlite")
+SequenceNumber = BigInteger().with_variant(Integer(), "sqlite")
 """A record sequence: BIGINT, but INTEGER on SQLite as in the reference schema."""
 
 
@@ -38,7 +38,7 @@ class RecordRow(Base):
     __tablename__ = "agent_pool_records"
 
     pool_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    seq: Mapped[int] = mapped_column(Sequence, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(SequenceNumber, primary_key=True, autoincrement=False)
     kind: Mapped[str] = mapped_column(Text)
     payload_json: Mapped[str] = mapped_column(Text)
 
@@ -49,7 +49,7 @@ class EventSequenceRow(Base):
     __tablename__ = "agent_pool_event_seq"
 
     pool_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    seq: Mapped[int] = mapped_column(Sequence)
+    seq: Mapped[int] = mapped_column(SequenceNumber)
 
 
 class PoolRow(Base):
@@ -60,7 +60,7 @@ class PoolRow(Base):
     pool_id: Mapped[str] = mapped_column(Text, primary_key=True)
     config_json: Mapped[str | None] = mapped_column(Text)
     created: Mapped[bool] = mapped_column(Boolean, server_default=false())
-    projected_seq: Mapped[int] = mapped_column(Sequence, server_default=text("0"))
+    projected_seq: Mapped[int] = mapped_column(SequenceNumber, server_default=text("0"))
 
 
 class ProjectionColumns:
@@ -71,7 +71,7 @@ class ProjectionColumns:
     """
 
     pool_id: Mapped[str] = mapped_column(Text, primary_key=True, sort_order=-1)
-    seq: Mapped[int] = mapped_column(Sequence, sort_order=1)
+    seq: Mapped[int] = mapped_column(SequenceNumber, sort_order=1)
 
 
 class MemberRow(ProjectionColumns, Base):

@@ -6,7 +6,7 @@ from types import TracebackType
 
 from sqlalchemy import Connection, Engine
 
-from agent_pool_store.sql.engine import WRITE_OPTION
+from agent_pool_store.sql.dialects.protocol import SqlDialect
 from agent_pool_store.sql.repositories import (
     EventSequenceRepository,
     PoolRepository,
@@ -20,11 +20,11 @@ class SqlUnitOfWork:
 
     The store's hot paths are Core statements, so the unit of work holds a
     :class:`~sqlalchemy.Connection` rather than an ORM Session (whose identity map and
-    state tracking it would never use). A write unit begins with the dialect's write lock
-    (SQLite ``BEGIN IMMEDIATE``); the store then locks the pool's row on PostgreSQL. A read
-    unit sees one snapshot for all its statements (a SQLite read transaction always does; on
-    PostgreSQL it runs at REPEATABLE READ), so a snapshot is never torn by a concurrent
-    commit. Leaving the block without :meth:`commit` rolls everything back.
+    state tracking it would never use). It owns the dialect: its connection gets the
+    dialect's unit options (a SQLite write unit begins with ``BEGIN IMMEDIATE``, taking the
+    write lock; a PostgreSQL read unit runs at REPEATABLE READ, so a snapshot is never torn
+    by a concurrent commit), and its repositories reach the dialect through it. Leaving the
+    block without :meth:`commit` rolls everything back.
     """
 
     connection: Connection
@@ -32,14 +32,13 @@ class SqlUnitOfWork:
     pools: PoolRepository
     event_sequences: EventSequenceRepository
 
-    def __init__(self, engine: Engine, *, write: bool) -> None:
+    def __init__(self, engine: Engine, dialect: SqlDialect, *, write: bool) -> None:
         self._engine = engine
+        self.dialect = dialect
         self.write = write
 
     def __enter__(self) -> SqlUnitOfWork:
-        options: dict[str, object] = {WRITE_OPTION: self.write}
-        if not self.write and self._engine.dialect.name == "postgresql":
-            options["isolation_level"] = "REPEATABLE READ"  # one snapshot for all reads
+        options = self.dialect.unit_options(write=self.write)
         self.connection = self._engine.connect().execution_options(**options)
         try:
             self.connection.begin()
@@ -47,13 +46,13 @@ class SqlUnitOfWork:
             self.connection.close()
             raise
         self.records = RecordRepository(self.connection)
-        self.pools = PoolRepository(self.connection)
-        self.event_sequences = EventSequenceRepository(self.connection)
+        self.pools = PoolRepository(self.connection, self.dialect)
+        self.event_sequences = EventSequenceRepository(self.connection, self.dialect)
         return self
 
     def projections(self, pool_id: str) -> ProjectionRepository:
         """The projection repository of one pool."""
-        return ProjectionRepository(self.connection, pool_id)
+        return ProjectionRepository(self.connection, self.dialect, pool_id)
 
     def commit(self) -> None:
         """Commit the transaction."""

@@ -56,8 +56,8 @@ from agent_pool_store import (
     apply_payload,
     open_store,
 )
-from agent_pool_store.sql import driver_execution
-from agent_pool_store.sql.batch_statement import append_statement
+from agent_pool_store.sql.dialects import driver as driver_execution
+from agent_pool_store.sql.dialects.postgresql_statements import append_statement
 from agent_pool_store.sql.projection_batch import ProjectionBatch
 from agent_pool_store.sql.schema import PROJECTION_TABLES, key_and_json
 from tests.reliability.workers import EQUAL_CONFIG, Database, Raw, message_pair, wake_triple
@@ -722,6 +722,31 @@ def test_appends_to_a_known_pool_are_one_statement(
         assert [r.cursor.sequence for r in store.watch(POOL)] == list(range(1, 10))
     finally:
         raw.close()
+        store.close()
+
+
+@pytest.mark.postgresql
+def test_one_statement_paths_turned_off_run_units_of_work(
+    pg_url: URL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``postgresql_one_statement=False`` an append to, and a look-up in, a pool the
+    store knows are units of work (more than one statement each), and answer the same."""
+    store = open_store(pg_url, postgresql_one_statement=False)
+    log = StatementLog.of(store, monkeypatch)
+    try:
+        store.open_pool(POOL, EQUAL_CONFIG)
+        sent, receipt = message_pair("message.units")
+        log.clear()
+        assert store.record_message(POOL, sent, receipt).sequence == 2
+        assert len(log.clear()) > 1
+        assert store.join_member(POOL, member("run.units")).sequence == 3
+        assert len(log.clear()) > 1
+        assert store.message_receipt(POOL, sent.idempotency_key) == receipt
+        assert len(log.clear()) > 1
+        assert store.wake(POOL, "wake.missing") is None
+        assert len(log.clear()) > 1
+        assert store.verify().ok
+    finally:
         store.close()
 
 

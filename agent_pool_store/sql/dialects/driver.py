@@ -1,12 +1,14 @@
-"""Hot statements compiled once by SQLAlchemy and executed on the driver connection.
+"""Driver-level execution: hot statements compiled once by SQLAlchemy, run by the driver.
 
 SQLAlchemy's per-statement execution (parameter processing, execution context, result
 set-up) costs more than the database's own work for the store's small statements: profiled,
 about half the client time of a SQLite append, and a third of a PostgreSQL one. So:
 
-- on SQLite, ``BEGIN`` / ``BEGIN IMMEDIATE``, the pool-head read and every write statement of
-  a unit of work run on the ``sqlite3`` connection inside the unit's transaction;
-- on PostgreSQL, the one-statement append runs on the psycopg connection in autocommit mode.
+- on SQLite (:mod:`.sqlite`), ``BEGIN`` / ``BEGIN IMMEDIATE``, the pool-head read and every
+  write statement of a unit of work run on the ``sqlite3`` connection inside the unit's
+  transaction;
+- on PostgreSQL (:mod:`.postgresql`), the one-statement append and look-up run on the psycopg
+  connection in autocommit mode.
 
 The statements are still built with Core and compiled by SQLAlchemy (once per statement and
 dialect), with the bind processors of their types applied as SQLAlchemy would. Driver errors

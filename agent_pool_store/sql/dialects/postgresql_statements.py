@@ -1,4 +1,4 @@
-"""PostgreSQL: a batch of records and projection changes written by one statement.
+"""PostgreSQL's statements: a batch written by one statement; an append and a look-up in one.
 
 Every round trip to the server costs more than the statement it carries, so on PostgreSQL
 a :class:`ProjectionBatch` (records, projection rows, pool watermark) is written by a single
@@ -9,11 +9,12 @@ per table (serialised by the C ``json`` encoder; text arrays would be escaped ch
 character in Python), so the statement depends only on which tables the batch touches, not
 on how many rows; each such shape is built once and psycopg prepares it.
 
-:func:`batch_statement` writes a batch inside a unit of work that already holds the pool's
+:func:`write_batch_statement` writes a batch inside a unit of work that already holds the pool's
 lock and knows the sequences. :func:`append_statement` is the whole append of one record in
 one autocommit statement: a ``head`` CTE locks the pool's row ``FOR UPDATE`` and yields
 watermark + 1 only if the pool's config is one the caller can read and nothing follows the
-watermark in the log; every write takes its sequence from ``head``, so an empty ``head``
+watermark in the log (:func:`agent_pool_store.sql.statements.current_with_config`, the rule
+a unit of work applies too); every write takes its sequence from ``head``, so an empty ``head``
 writes nothing. After waiting for the lock, PostgreSQL re-reads the locked row (READ
 COMMITTED), so ``head`` sees the watermark of the writer it waited for.
 
@@ -33,10 +34,9 @@ from sqlalchemy import BigInteger, Table, Text, bindparam, column, exists, func,
 from sqlalchemy.dialects import postgresql
 
 from agent_pool_store.sql.projection_batch import ProjectionBatch
-from agent_pool_store.sql.schema import PoolRow, RecordRow, key_and_json, table_of
+from agent_pool_store.sql.schema import key_and_json
+from agent_pool_store.sql.statements import POOLS, RECORDS, current_with_config
 
-_POOLS = table_of(PoolRow)
-_RECORDS = table_of(RecordRow)
 _POOL_ID = bindparam("batch_pool_id", type_=Text)
 
 Shape = tuple[bool, tuple[Table, ...], tuple[Table, ...]]
@@ -54,7 +54,7 @@ def _rows(name: str, *columns: tuple[str, Any]) -> Any:
 
 def _insert_records() -> Any:
     rows = _rows("records", ("seq", BigInteger), ("kind", Text), ("payload_json", Text))
-    return _RECORDS.insert().from_select(
+    return RECORDS.insert().from_select(
         ["pool_id", "seq", "kind", "payload_json"],
         select(_POOL_ID, rows.c.seq, rows.c.kind, rows.c.payload_json),
     )
@@ -96,14 +96,14 @@ def _statement(shape: Shape) -> Any:
     ctes += [_upsert(table).cte(f"upsert_{table.name}") for table in upserted]
     ctes += [_delete(table).cte(f"delete_{table.name}") for table in deleted]
     update = (
-        _POOLS.update()
-        .where(_POOLS.c.pool_id == _POOL_ID)
+        POOLS.update()
+        .where(POOLS.c.pool_id == _POOL_ID)
         .values(
             projected_seq=bindparam("batch_seq", type_=BigInteger),
             config_json=func.coalesce(
-                bindparam("batch_config_json", type_=Text), _POOLS.c.config_json
+                bindparam("batch_config_json", type_=Text), POOLS.c.config_json
             ),
-            created=_POOLS.c.created | bindparam("batch_created"),
+            created=POOLS.c.created | bindparam("batch_created"),
         )
     )
     return update.add_cte(*ctes) if ctes else update
@@ -129,7 +129,7 @@ def _row_params(
     return tuple(upserted), tuple(deleted)
 
 
-def batch_statement(pool_id: str, batch: ProjectionBatch) -> tuple[Any, dict[str, Any]]:
+def write_batch_statement(pool_id: str, batch: ProjectionBatch) -> tuple[Any, dict[str, Any]]:
     """The statement writing ``batch`` to ``pool_id`` and its parameters."""
     params: dict[str, Any] = {
         "batch_pool_id": pool_id,
@@ -175,12 +175,12 @@ def append_statement(
 def _append_statement(upserted: tuple[Table, ...]) -> Any:
     """One record appended to an opened, caught-up pool, or nothing; returns the new seq."""
     head = (
-        select((_POOLS.c.projected_seq + 1).label("seq"))
-        .where(*_readable_and_caught_up(_POOL_ID))
-        .with_for_update(of=_POOLS)
+        select((POOLS.c.projected_seq + 1).label("seq"))
+        .where(*current_with_config(_POOL_ID))
+        .with_for_update(of=POOLS)
         .cte("head")
     )
-    record = _RECORDS.insert().from_select(
+    record = RECORDS.insert().from_select(
         ["pool_id", "seq", "kind", "payload_json"],
         select(
             _POOL_ID,
@@ -192,37 +192,15 @@ def _append_statement(upserted: tuple[Table, ...]) -> Any:
     ctes = [head, record.cte("insert_record")]
     ctes += [_upsert(table, head).cte(f"upsert_{table.name}") for table in upserted]
     update = (
-        _POOLS.update()
-        .where(_POOLS.c.pool_id == _POOL_ID, exists(select(head.c.seq)))
+        POOLS.update()
+        .where(POOLS.c.pool_id == _POOL_ID, exists(select(head.c.seq)))
         .values(
             projected_seq=select(head.c.seq).scalar_subquery(),
-            created=_POOLS.c.created | bindparam("batch_created"),
+            created=POOLS.c.created | bindparam("batch_created"),
         )
-        .returning(_POOLS.c.projected_seq)
+        .returning(POOLS.c.projected_seq)
     )
     return update.add_cte(*ctes)
-
-
-def _readable_and_caught_up(pool_id: Any) -> tuple[Any, ...]:
-    """The pool's row has config ``:readable_config`` and no record follows its watermark.
-
-    The first record after the watermark is asked for with a correlated ``LIMIT 1`` subquery:
-    one probe of the log's primary key whatever the statistics say. (Written as ``NOT
-    EXISTS``, the planner turned it into an anti join and, when its statistics underestimated
-    the pool's records, scanned every record of the pool.)
-    """
-    following = (
-        select(_RECORDS.c.seq)
-        .where(_RECORDS.c.pool_id == pool_id, _RECORDS.c.seq > _POOLS.c.projected_seq)
-        .order_by(_RECORDS.c.seq)
-        .limit(1)
-        .scalar_subquery()
-    )
-    return (
-        _POOLS.c.pool_id == pool_id,
-        _POOLS.c.config_json == bindparam("readable_config", type_=Text),
-        following.is_(None),
-    )
 
 
 @functools.cache
@@ -236,5 +214,5 @@ def lookup_statement(row_by_key: Any) -> Any:
     reads one snapshot, so the row and the watermark agree.
     """
     return select(row_by_key.scalar_subquery()).where(
-        *_readable_and_caught_up(bindparam("pool_id", type_=Text))
+        *current_with_config(bindparam("pool_id", type_=Text))
     )

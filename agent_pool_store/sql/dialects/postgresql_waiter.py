@@ -1,0 +1,112 @@
+"""PostgreSQL's waiter for ``follow``: ``LISTEN agent_pool_records`` on a connection of its own.
+
+A dedicated autocommit psycopg connection runs ``LISTEN agent_pool_records`` and registers
+its backend as a follower of the pool in ``agent_pool_store_followers``; the ``AFTER INSERT``
+trigger (migrations 0002, 0003) sends the pool id on that channel at every commit that
+appended a record to a followed pool. The follower's first read happens after both, so a
+record committed before then is read too. An append whose trigger ran just before the
+registration became visible but which commits after that first read sends nothing; the
+waiter therefore also re-reads every :data:`RECHECK_SECONDS`, which bounds how late such a
+record can be seen. Registrations of connections that no longer exist (a crashed follower)
+are removed by the next follower to register.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy.engine import URL
+
+from agent_pool_store.sql.errors import first_line, follow_unavailable
+from agent_pool_store.sql.schema import FollowerRow, table_of
+
+CHANNEL = "agent_pool_records"
+"""The PostgreSQL notification channel of migration 0002 (payload: the pool id)."""
+
+RECHECK_SECONDS = 2.0
+"""A PostgreSQL follower re-reads at least this often even without a notification."""
+
+_FOLLOWERS = table_of(FollowerRow).name
+_FORGET_GONE = (
+    f"DELETE FROM {_FOLLOWERS} WHERE backend_pid NOT IN (SELECT pid FROM pg_stat_activity)"
+)
+_REGISTER = (
+    f"INSERT INTO {_FOLLOWERS} (pool_id, backend_pid) VALUES (%s, pg_backend_pid())"
+    " ON CONFLICT DO NOTHING"
+)
+_UNREGISTER = f"DELETE FROM {_FOLLOWERS} WHERE pool_id = %s AND backend_pid = pg_backend_pid()"
+
+
+class PostgresWaiter:
+    """Wakes on ``NOTIFY agent_pool_records`` carrying the followed pool's id."""
+
+    def __init__(self, url: URL, pool_id: str, connect_timeout: float) -> None:
+        self._url = url
+        self._pool_id = pool_id
+        self._connect_timeout = connect_timeout
+        self._connection: Any = None
+        self._connect()
+
+    def _connect(self) -> None:
+        import psycopg  # noqa: PLC0415 - an optional dependency, only for PostgreSQL
+
+        # the password is needed to connect; this string is never logged or shown
+        conninfo = self._url.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            connection = psycopg.connect(
+                conninfo,
+                autocommit=True,
+                connect_timeout=max(1, round(self._connect_timeout)),
+            )
+        except psycopg.Error as error:
+            raise follow_unavailable(self._url, first_line(error)) from None
+        try:
+            connection.execute(f"LISTEN {CHANNEL}")
+            connection.execute(_FORGET_GONE)
+            connection.execute(_REGISTER, (self._pool_id,))
+        except psycopg.Error as error:
+            connection.close()
+            raise follow_unavailable(self._url, first_line(error)) from None
+        self._connection = connection
+        self._driver_error = psycopg.Error  # for close(), which may run at interpreter exit
+        self._recheck_at = time.monotonic() + RECHECK_SECONDS
+
+    def arm(self) -> None:
+        """Nothing to remember: a notification arriving after LISTEN is never lost."""
+
+    def wait(self, seconds: float) -> bool:
+        import psycopg  # noqa: PLC0415
+
+        deadline = time.monotonic() + seconds
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= self._recheck_at:
+                    self._recheck_at = now + RECHECK_SECONDS
+                    return True
+                remaining = max(0.0, min(deadline, self._recheck_at) - now)
+                woke = [
+                    notify.payload
+                    for notify in self._connection.notifies(timeout=remaining, stop_after=1)
+                ]
+                if self._pool_id in woke:
+                    return True
+                if time.monotonic() >= deadline:
+                    return False
+        except psycopg.OperationalError:
+            # the connection broke: listen again and tell the follower to re-read, which
+            # covers whatever was committed while nobody listened
+            self.close()
+            self._connect()
+            return True
+
+    def close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            try:
+                connection.execute(_UNREGISTER, (self._pool_id,))
+            except self._driver_error:
+                pass  # a lost connection: the next follower to register removes the row
+            finally:
+                connection.close()

@@ -1,0 +1,98 @@
+"""``SqlDialect``: what the SQL store asks of a dialect, and nothing else.
+
+The runner, the unit of work and the repositories are written once against this protocol;
+each dialect module implements it (:mod:`.sqlite`, :mod:`.postgresql`) and
+:mod:`.registry` picks one. A capability a dialect does not have answers "no" (``None``)
+and the caller takes the general path: SQLite's ``try_append`` always returns ``None``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from sqlalchemy import Column, Connection, Engine
+from sqlalchemy.engine import URL
+
+from agent_pool_store.domain import AgentPoolStoreRecordPayload
+from agent_pool_store.follow_loop import Waiter
+from agent_pool_store.sql.pool_head import PoolHead
+from agent_pool_store.sql.projection_batch import ProjectionBatch
+from agent_pool_store.sql.upsert import InsertConstruct
+
+
+class SqlDialect(Protocol):
+    """The dialect-specific half of the SQL store, bound to the store's settings."""
+
+    @property
+    def name(self) -> str:
+        """The dialect's name as error messages show it: ``"sqlite"``, ``"postgresql"``."""
+        ...
+
+    @property
+    def insert(self) -> InsertConstruct:
+        """The dialect's ``insert(table)`` construct, with ``ON CONFLICT`` (see ``sql/upsert``)."""
+        ...
+
+    @property
+    def migrates_on_open(self) -> bool:
+        """Whether ``open_store`` upgrades the schema unless told otherwise (embedded SQLite)."""
+        ...
+
+    @property
+    def batch_migrations(self) -> bool:
+        """Whether Alembic must rewrite tables to alter them (``render_as_batch``)."""
+        ...
+
+    def configure_engine(self, engine: Engine) -> None:
+        """Install what every connection of ``engine`` needs (idempotent)."""
+        ...
+
+    def unit_options(self, *, write: bool) -> dict[str, Any]:
+        """Execution options of a unit of work's connection (write lock, isolation)."""
+        ...
+
+    def lock_for_migration(self, connection: Connection) -> None:
+        """Serialise migrations, in the migration's transaction (already begun)."""
+        ...
+
+    def read_head(self, connection: Connection, pool_id: str, *, lock: bool) -> PoolHead | None:
+        """The unit's first statement: the pool's head (its row locked when ``lock``)."""
+        ...
+
+    def write_batch(self, connection: Connection, pool_id: str, batch: ProjectionBatch) -> None:
+        """Append the batch's records, write its projection changes, advance the watermark."""
+        ...
+
+    def try_append(
+        self,
+        engine: Engine,
+        pool_id: str,
+        readable_config: str,
+        payload: AgentPoolStoreRecordPayload,
+        payload_json: str,
+    ) -> int | None:
+        """Append without a unit of work if the pool is current with that config.
+
+        The new sequence, or ``None`` when nothing was appended and a unit of work must
+        decide (the pool is not current, the path is off or unavailable, it failed).
+        """
+        ...
+
+    def try_look_up(
+        self,
+        engine: Engine,
+        pool_id: str,
+        readable_config: str,
+        json_column: Column[str],
+        key: str,
+    ) -> tuple[str | None] | None:
+        """Read a projection row by key without a unit of work if the pool is current.
+
+        ``(json,)`` (``json`` is ``None`` when no row has that key), or ``None`` to leave
+        the look-up to a unit of work.
+        """
+        ...
+
+    def open_waiter(self, url: URL, pool_id: str, poll_interval: float) -> Waiter:
+        """What tells a follower of the pool that new records may have committed."""
+        ...

@@ -1,0 +1,169 @@
+"""SQLite, the embedded default: WAL, ``BEGIN IMMEDIATE`` for writers, driver-level writes.
+
+Connections use WAL, a busy timeout and ``synchronous=FULL`` by default; the driver's own
+transaction handling is turned off so that a write unit can start with ``BEGIN IMMEDIATE``
+(taking SQLite's write lock before reading) while reads use a plain ``BEGIN``. A statement
+costs no round trip here, so every append is a unit of work (``try_append`` answers
+``None``), whose head read and writes run on the ``sqlite3`` connection (:mod:`.driver`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import weakref
+from typing import Any
+
+from sqlalchemy import Column, Connection, Engine, event
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import URL
+
+from agent_pool_store.domain import AgentPoolStoreRecordPayload
+from agent_pool_store.follow_loop import Waiter
+from agent_pool_store.sql import statements
+from agent_pool_store.sql.dialects.driver import execute_many, execute_sql, fetch_one
+from agent_pool_store.sql.dialects.sqlite_waiter import SqliteWaiter
+from agent_pool_store.sql.pool_head import PoolHead
+from agent_pool_store.sql.projection_batch import ProjectionBatch
+from agent_pool_store.sql.schema import key_and_json
+from agent_pool_store.sql.settings import EngineSettings
+from agent_pool_store.sql.upsert import upsert_statement
+
+WRITE_OPTION = "agent_pool_store_write"
+"""Connection execution option marking a write unit: it begins with ``BEGIN IMMEDIATE``."""
+
+_CONFIGURED: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _enable_wal(cursor: Any, timeout: float) -> None:
+    """Switch the file to WAL (persistent), waiting up to ``timeout`` for other writers.
+
+    SQLite does not apply its busy timeout to the journal-mode switch, so a file that is not
+    in WAL yet would fail at once while another connection writes; retry instead.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
+class SqliteDialect:
+    """The store on SQLite (``sqlite:///path``), through the standard ``sqlite3`` module."""
+
+    name = "sqlite"
+    insert = staticmethod(sqlite.insert)
+    migrates_on_open = True
+    batch_migrations = True
+
+    def __init__(self, settings: EngineSettings) -> None:
+        self.settings = settings
+
+    @staticmethod
+    def engine_arguments(url: URL, settings: EngineSettings) -> tuple[URL, dict[str, Any]]:
+        """The URL and ``create_engine`` arguments for an engine the store builds."""
+        return url, {"connect_args": {"timeout": settings.lock_timeout}}
+
+    def configure_engine(self, engine: Engine) -> None:
+        """WAL, busy timeout and ``synchronous`` on connect; our own ``BEGIN`` per unit."""
+        if engine in _CONFIGURED:
+            return
+        _CONFIGURED.add(engine)
+        settings = self.settings
+        busy_ms = max(1, int(settings.lock_timeout * 1000))
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+                _enable_wal(cursor, settings.lock_timeout)
+                cursor.execute(f"PRAGMA synchronous = {settings.sqlite_synchronous}")
+            finally:
+                cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Connection) -> None:
+            write = connection.get_execution_options().get(WRITE_OPTION, False)
+            execute_sql(connection, "BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def unit_options(self, *, write: bool) -> dict[str, Any]:
+        """A write unit begins with ``BEGIN IMMEDIATE`` (a read unit is one snapshot already)."""
+        return {WRITE_OPTION: write}
+
+    def lock_for_migration(self, connection: Connection) -> None:
+        """Nothing more: the migration's ``BEGIN IMMEDIATE`` holds the file's write lock."""
+
+    def read_head(self, connection: Connection, pool_id: str, *, lock: bool) -> PoolHead | None:
+        """The head on the driver connection (the unit already holds the lock it needs)."""
+        statement = statements.HEAD_FOR_UPDATE if lock else statements.HEAD
+        row = fetch_one(connection, statement, {"pool_id": pool_id})
+        return None if row is None else PoolHead.of_row(row)
+
+    def write_batch(self, connection: Connection, pool_id: str, batch: ProjectionBatch) -> None:
+        """One ``executemany`` per table on the driver connection, in the unit's transaction."""
+        if batch.records:
+            execute_many(
+                connection,
+                statements.RECORDS_INSERT,
+                [
+                    {"pool_id": pool_id, "seq": seq, "kind": kind, "payload_json": json}
+                    for seq, kind, json in batch.records
+                ],
+            )
+        pool_values: dict[str, object] = {"projected_seq": batch.seq}
+        if batch.config_json is not None:
+            pool_values["config_json"] = batch.config_json
+        if batch.created:
+            pool_values["created"] = True
+        execute_many(
+            connection,
+            statements.pool_update(tuple(sorted(pool_values))),
+            [{"pool_id_key": pool_id, **pool_values}],
+        )
+        for table, changes in batch.rows.items():
+            key, json_column = key_and_json(table)
+            upserts = [
+                {"pool_id": pool_id, key: k, json_column: json, "seq": seq}
+                for k, (seq, json) in changes.items()
+                if json is not None
+            ]
+            deletes = [
+                {"pool_id": pool_id, "key": k} for k, (_, json) in changes.items() if json is None
+            ]
+            if upserts:
+                execute_many(connection, upsert_statement(self.insert, table), upserts)
+            if deletes:
+                execute_many(connection, statements.delete_by_key(table), deletes)
+
+    def try_append(
+        self,
+        engine: Engine,
+        pool_id: str,
+        readable_config: str,
+        payload: AgentPoolStoreRecordPayload,
+        payload_json: str,
+    ) -> int | None:
+        """Never: an append in a unit of work costs no extra round trip on SQLite."""
+        return None
+
+    def try_look_up(
+        self,
+        engine: Engine,
+        pool_id: str,
+        readable_config: str,
+        json_column: Column[str],
+        key: str,
+    ) -> tuple[str | None] | None:
+        """Never: a read unit of work costs no extra round trip on SQLite."""
+        return None
+
+    def open_waiter(self, url: URL, pool_id: str, poll_interval: float) -> Waiter:
+        """Polls ``PRAGMA data_version`` on a connection of its own."""
+        return SqliteWaiter(url, poll_interval, self.settings.lock_timeout)

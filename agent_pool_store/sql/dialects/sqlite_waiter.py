@@ -1,0 +1,64 @@
+"""SQLite's waiter for ``follow``: ``PRAGMA data_version`` polled on a connection of its own.
+
+The value changes when any other connection (in any process) commits, and only then is the
+log re-read. An in-memory SQLite database cannot be watched from another connection, so it
+is re-read every ``poll_interval`` instead.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from sqlalchemy.engine import URL
+
+from agent_pool_store.sql.errors import first_line, follow_unavailable
+
+
+class SqliteWaiter:
+    """Polls ``PRAGMA data_version`` on a connection of its own."""
+
+    def __init__(self, url: URL, poll_interval: float, busy_timeout: float) -> None:
+        self._poll_interval = poll_interval
+        self._seen: int | None = None
+        database = url.database
+        self._connection: sqlite3.Connection | None = None
+        if database and database != ":memory:" and not database.startswith("file::memory:"):
+            uri = str(url.query.get("uri", "")).lower() in ("true", "1")
+            try:
+                self._connection = sqlite3.connect(
+                    database,
+                    timeout=busy_timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    uri=uri,
+                )
+            except sqlite3.Error as error:
+                raise follow_unavailable(url, first_line(error)) from None
+
+    def _version(self) -> int | None:
+        if self._connection is None:
+            return None
+        try:
+            row = self._connection.execute("PRAGMA data_version").fetchone()
+        except sqlite3.OperationalError:
+            return None  # busy or locked right now: treat as "maybe changed"
+        return int(row[0])
+
+    def arm(self) -> None:
+        self._seen = self._version()
+
+    def wait(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while True:
+            time.sleep(max(0.0, min(self._poll_interval, deadline - time.monotonic())))
+            version = self._version()
+            if version is None or version != self._seen:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+
+    def close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            connection.close()

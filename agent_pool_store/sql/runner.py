@@ -1,0 +1,321 @@
+"""The SQL runner: units of work on one pool, retried, caught up, and the shorter paths.
+
+:class:`SqlRunner` is the :class:`~agent_pool_store.operations.PoolRunner` of the SQL store.
+It knows nothing of a particular dialect: where dialects differ it asks its
+:class:`~agent_pool_store.sql.dialects.protocol.SqlDialect`.
+
+- :meth:`SqlRunner.run` runs the contract's work on a :class:`SqlPoolUnit` in one
+  :class:`~agent_pool_store.sql.unit_of_work.SqlUnitOfWork`: it reads the pool's head, catches
+  the projections up with records another writer appended, and retries transient failures
+  with backoff until ``lock_timeout``.
+- :meth:`SqlRunner.try_append` and :meth:`SqlRunner.try_look_up` offer a call to the
+  dialect's one-statement path when this runner has parsed the pool's stored config (the
+  :class:`ConfigCache`); ``None`` means a unit of work answers.
+- :meth:`SqlRunner.read` runs a read unit not tied to one pool (pool lists, counts, verify).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar, cast
+
+from pydantic import BaseModel
+from sqlalchemy import Engine, exc
+
+from agent_pool_store.domain import (
+    AgentPoolMember,
+    AgentPoolSnapshot,
+    AgentPoolStoreConfig,
+    AgentPoolStoreCursor,
+    AgentPoolStoredWake,
+    AgentPoolStoreRecord,
+    AgentPoolStoreRecordPayload,
+    MessageReceipt,
+    PoolOpened,
+    WakeRegistration,
+    apply_payload,
+)
+from agent_pool_store.follow_loop import Waiter
+from agent_pool_store.operations import Lookup, PoolUnit
+from agent_pool_store.sql import statements
+from agent_pool_store.sql.dialects.protocol import SqlDialect
+from agent_pool_store.sql.errors import is_transient, timeout_error, translate
+from agent_pool_store.sql.parsing import parse_payload, parse_projection
+from agent_pool_store.sql.pool_head import PoolHead
+from agent_pool_store.sql.projection_batch import ProjectionBatch
+from agent_pool_store.sql.record_rows import RecordRows
+from agent_pool_store.sql.settings import EngineSettings
+from agent_pool_store.sql.unit_of_work import SqlUnitOfWork
+
+T = TypeVar("T")
+
+CATCH_UP_BATCH = 1000
+"""Records applied per statement batch when catching up with a foreign writer."""
+
+KNOWN_CONFIGS_KEPT = 4096
+"""Pools whose stored config a runner remembers having parsed (see :class:`ConfigCache`)."""
+
+
+class _CatchUpNeededError(Exception):
+    """A read found records its projections have not applied yet."""
+
+
+class _StaleConnectionError(Exception):
+    """The unit's first statement found its pooled connection closed by the server.
+
+    Nothing was sent on that connection in this unit, so running the unit again on a fresh
+    connection is safe. (This replaces a "pre-ping" round trip on every checkout.) A
+    disconnect later in a unit is not retried: a lost COMMIT may have landed.
+    """
+
+    def __init__(self, error: exc.DBAPIError) -> None:
+        super().__init__()
+        self.error = error
+
+
+class ConfigCache:
+    """Per pool, the stored config JSON this runner last parsed successfully, and the config.
+
+    A unit reading the same text skips parsing it, and only a pool whose stored config is
+    that text takes a one-statement path (the statement compares the text): "the config is
+    readable" is decided here, once, for both paths.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[str, AgentPoolStoreConfig]] = {}
+
+    def readable(self, pool_id: str) -> str | None:
+        """The config text this runner has parsed for the pool, if any."""
+        known = self._known.get(pool_id)
+        return None if known is None else known[0]
+
+    def parse(self, pool_id: str, config_json: str) -> AgentPoolStoreConfig:
+        """The config stored as ``config_json`` (RepairNeeded if it cannot be read)."""
+        known = self._known.get(pool_id)
+        if known is not None and known[0] == config_json:
+            return known[1]  # the same text parses to the same (frozen) config
+        config = parse_projection(pool_id, AgentPoolStoreConfig, config_json, "config")
+        self.remember(pool_id, config_json, config)
+        return config
+
+    def remember(self, pool_id: str, config_json: str, config: AgentPoolStoreConfig) -> None:
+        """Note that ``config_json`` is the pool's config ``config``."""
+        if len(self._known) >= KNOWN_CONFIGS_KEPT:
+            self._known.clear()
+        self._known[pool_id] = (config_json, config)
+
+
+class SqlPoolUnit:
+    """One pool inside one SQL unit of work (see :class:`~agent_pool_store.operations.PoolUnit`)."""
+
+    def __init__(
+        self, uow: SqlUnitOfWork, pool_id: str, head: PoolHead, configs: ConfigCache
+    ) -> None:
+        self.uow = uow
+        self.pool_id = pool_id
+        self.head = head
+        self.projections = uow.projections(pool_id)
+        self._config: AgentPoolStoreConfig | None = None
+        self._stale = False
+        self._configs = configs
+
+    def _current(self) -> PoolHead:
+        """The pool's head, re-read if an append may have changed config or created."""
+        if self._stale:
+            head = self.uow.pools.head(self.pool_id, lock=False)
+            assert head is not None
+            self.head, self._config, self._stale = head, None, False
+        return self.head
+
+    def config(self) -> AgentPoolStoreConfig | None:
+        config_json = self._current().config_json
+        if config_json is not None and self._config is None:
+            self._config = self._configs.parse(self.pool_id, config_json)
+        return self._config
+
+    def snapshot(self) -> AgentPoolSnapshot:
+        return self.projections.load_state(self._current()).snapshot(self.pool_id)
+
+    def member(self, run_id: str) -> AgentPoolMember | None:
+        return self.projections.member(run_id)
+
+    def message_receipt(self, idempotency_key: str) -> MessageReceipt | None:
+        return cast(
+            "MessageReceipt | None", self.projections.look_up("message_receipt", idempotency_key)
+        )
+
+    def wake_registration(self, idempotency_key: str) -> WakeRegistration | None:
+        found = self.projections.look_up("wake_registration", idempotency_key)
+        return cast("WakeRegistration | None", found)
+
+    def wake(self, condition_id: str) -> AgentPoolStoredWake | None:
+        return cast("AgentPoolStoredWake | None", self.projections.look_up("wake", condition_id))
+
+    def append(
+        self, payload: AgentPoolStoreRecordPayload, payload_json: str | None = None
+    ) -> AgentPoolStoreCursor:
+        seq = self.head.projected_seq + 1
+        batch = ProjectionBatch().at(seq)
+        text = payload.model_dump_json() if payload_json is None else payload_json
+        batch.records.append((seq, payload.type, text))
+        apply_payload(batch, payload)
+        self.projections.write(batch)
+        if isinstance(payload, PoolOpened) and batch.config_json is not None:
+            # written from a valid model: a later unit need not parse it
+            self._configs.remember(self.pool_id, batch.config_json, payload.config)
+        self.head = self.head.appended(seq)
+        self._stale = True
+        return AgentPoolStoreCursor(sequence=seq)
+
+    def next_event_sequence(self) -> int:
+        return self.uow.event_sequences.next(self.pool_id)
+
+    def records_after(self, sequence: int, limit: int) -> Sequence[AgentPoolStoreRecord]:
+        return RecordRows(self.pool_id, self.uow.records.rows_after(self.pool_id, sequence, limit))
+
+
+class SqlRunner:
+    """Runs the store's work on an engine through its dialect (see the module docstring)."""
+
+    def __init__(self, engine: Engine, dialect: SqlDialect, settings: EngineSettings) -> None:
+        self.engine = engine
+        self.dialect = dialect
+        self.settings = settings
+        self.configs = ConfigCache()
+
+    @property
+    def store_name(self) -> str:
+        """The dialect's name, as error messages show the store (``"sqlite"``, …)."""
+        return self.dialect.name
+
+    def _what(self, action: str | None = None) -> str:
+        what = f"{self.store_name} agent pool store"
+        return what if action is None else f"{what} {action}"
+
+    # -- the shorter paths ------------------------------------------------------------------
+
+    def try_append(
+        self, pool_id: str, payload: AgentPoolStoreRecordPayload, payload_json: str
+    ) -> AgentPoolStoreCursor | None:
+        """The dialect's one-statement append, if this runner has parsed the pool's config."""
+        readable_config = self.configs.readable(pool_id)
+        if readable_config is None:
+            return None
+        seq = self.dialect.try_append(self.engine, pool_id, readable_config, payload, payload_json)
+        return None if seq is None else AgentPoolStoreCursor(sequence=seq)
+
+    def try_look_up(self, pool_id: str, lookup: Lookup, key: str) -> tuple[BaseModel | None] | None:
+        """The dialect's one-statement look-up, if this runner has parsed the pool's config."""
+        readable_config = self.configs.readable(pool_id)
+        if readable_config is None:
+            return None
+        json_column, model = statements.LOOKUPS[lookup]
+        found = self.dialect.try_look_up(self.engine, pool_id, readable_config, json_column, key)
+        if found is None:
+            return None
+        json = found[0]
+        if json is None:
+            return (None,)
+        return (parse_projection(pool_id, model, json, json_column.table.name),)
+
+    def open_waiter(self, pool_id: str, poll_interval: float) -> Waiter:
+        """The dialect's waiter (it opens its dedicated connection)."""
+        return self.dialect.open_waiter(self.engine.url, pool_id, poll_interval)
+
+    # -- units of work ----------------------------------------------------------------------
+
+    def unit_of_work(self, *, write: bool) -> SqlUnitOfWork:
+        """A new unit of work on this runner's engine and dialect."""
+        return SqlUnitOfWork(self.engine, self.dialect, write=write)
+
+    def read(self, work: Callable[[SqlUnitOfWork], T], action: str | None = None) -> T:
+        """Run ``work`` in one read unit of work; database errors leave as AgentError."""
+        try:
+            with self.unit_of_work(write=False) as uow:
+                return work(uow)
+        except exc.SQLAlchemyError as error:
+            raise translate(error, self._what(action)) from None
+
+    def run(
+        self,
+        pool_id: str,
+        *,
+        write: bool,
+        work: Callable[[PoolUnit], T],
+        catch_up: bool = True,
+    ) -> T:
+        """Run ``work`` on the pool in one unit of work; commit if it returns.
+
+        A read that finds records to catch up with runs again as a write. A transient
+        failure (lock wait, serialization failure, a foreign writer's colliding ``seq``)
+        rolls back and runs the unit again with backoff until ``lock_timeout``; anything
+        else leaves as AgentError. ``catch_up=False`` serves the pool as it is (rebuild and
+        import catch up themselves).
+        """
+        deadline = time.monotonic() + self.settings.lock_timeout
+        attempt = 0
+        while True:
+            try:
+                with self.unit_of_work(write=write) as uow:
+                    result = work(self._prepare(uow, pool_id, catch_up=catch_up))
+                    uow.commit()
+                    return result
+            except _CatchUpNeededError:
+                write = True
+            except _StaleConnectionError as stale:
+                if time.monotonic() >= deadline:
+                    raise translate(stale.error, self._what()) from None
+            except exc.DBAPIError as error:
+                if not is_transient(error):
+                    raise translate(error, self._what()) from None
+                if time.monotonic() >= deadline:
+                    raise timeout_error(self._what(), self.settings.lock_timeout) from None
+                time.sleep(min(0.2, 0.005 * 2**attempt) * random.uniform(0.5, 1.5))
+                attempt += 1
+            except exc.SQLAlchemyError as error:
+                raise translate(error, self._what()) from None
+
+    def _prepare(self, uow: SqlUnitOfWork, pool_id: str, *, catch_up: bool) -> SqlPoolUnit:
+        try:
+            head = uow.pools.head(pool_id, lock=uow.write)  # the unit's first statement
+        except exc.DBAPIError as error:
+            if error.connection_invalidated:
+                raise _StaleConnectionError(error) from None
+            raise
+        if head is None:
+            if not uow.write:
+                if uow.records.last_seq(pool_id):
+                    raise _CatchUpNeededError
+                return SqlPoolUnit(uow, pool_id, PoolHead.absent(), self.configs)
+            uow.pools.create(pool_id)
+            head = uow.pools.head(pool_id, lock=True)
+            assert head is not None
+        if head.behind and catch_up:
+            if not uow.write:
+                raise _CatchUpNeededError
+            head = self.catch_up(uow, pool_id, head.projected_seq)
+        return SqlPoolUnit(uow, pool_id, head, self.configs)
+
+    def catch_up(self, uow: SqlUnitOfWork, pool_id: str, projected_seq: int) -> PoolHead:
+        """Apply the pool's records after ``projected_seq`` to its projections.
+
+        Records are applied :data:`CATCH_UP_BATCH` at a time; ``uow`` holds the pool's write
+        lock. Returns the pool's head afterwards.
+        """
+        projections = uow.projections(pool_id)
+        seq = projected_seq
+        while True:
+            rows = uow.records.rows_after(pool_id, seq, CATCH_UP_BATCH)
+            batch = ProjectionBatch()
+            for row_seq, payload_json in rows:
+                apply_payload(batch.at(row_seq), parse_payload(pool_id, row_seq, payload_json))
+            if rows:
+                projections.write(batch)
+                seq = batch.seq
+            if len(rows) < CATCH_UP_BATCH:
+                break
+        caught_up = uow.pools.head(pool_id, lock=False)
+        assert caught_up is not None
+        return caught_up

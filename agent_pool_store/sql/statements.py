@@ -1,0 +1,151 @@
+"""The store's Core statements that every dialect runs as they are (no dialect constructs).
+
+Each is built once with bind parameters, so SQLAlchemy compiles it once per dialect. The
+dialect-specific statements live with their dialect (``sql/dialects/``): upserts take the
+dialect's ``insert`` construct (:mod:`agent_pool_store.sql.upsert`), and PostgreSQL's
+one-statement paths are in :mod:`agent_pool_store.sql.dialects.postgresql_statements`.
+
+One rule is stated here, once, for both paths that serve a pool: a pool's projections are
+*current* when no record of its log follows the watermark (:func:`first_unprojected`). A unit
+of work reads it with the pool's head (:data:`HEAD`) and catches up when it is not; the
+PostgreSQL one-statement paths require it, with the config text the store has parsed
+(:func:`current_with_config`), and otherwise leave the call to a unit of work.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, cast
+
+from pydantic import BaseModel
+from sqlalchemy import Column, Table, Text, bindparam, func, select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from agent_pool_store.domain import AgentPoolStoredWake, MessageReceipt, WakeRegistration
+from agent_pool_store.sql.schema import (
+    MessageReceiptRow,
+    PoolRow,
+    RecordRow,
+    WakeRegistrationRow,
+    WakeRow,
+    key_and_json,
+    table_of,
+)
+
+POOLS = table_of(PoolRow)
+RECORDS = table_of(RecordRow)
+
+
+def column_of(attribute: InstrumentedAttribute[str]) -> Column[str]:
+    """The Core column behind a mapped attribute."""
+    return cast("Column[str]", attribute.expression)
+
+
+LOOKUPS: dict[str, tuple[Column[str], type[BaseModel]]] = {
+    "message_receipt": (column_of(MessageReceiptRow.receipt_json), MessageReceipt),
+    "wake_registration": (column_of(WakeRegistrationRow.registration_json), WakeRegistration),
+    "wake": (column_of(WakeRow.stored_json), AgentPoolStoredWake),
+}
+"""Each look-up by key the contract names (``operations.Lookup``): the projection column it
+reads and the model stored there."""
+
+
+def first_unprojected(pool_id: Any) -> Any:
+    """The first record of the pool past its row's watermark, or NULL when it is current.
+
+    A correlated ``LIMIT 1`` subquery: one probe of the log's primary key whatever the
+    statistics say. (Written as ``NOT EXISTS``, PostgreSQL's planner turned it into an anti
+    join and, when its statistics underestimated the pool's records, scanned every record of
+    the pool.)
+    """
+    return (
+        select(RECORDS.c.seq)
+        .where(RECORDS.c.pool_id == pool_id, RECORDS.c.seq > POOLS.c.projected_seq)
+        .order_by(RECORDS.c.seq)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def current_with_config(pool_id: Any) -> tuple[Any, ...]:
+    """WHERE clauses: the pool's row, its config is ``:readable_config``, and it is current.
+
+    ``:readable_config`` is the config text the store has already parsed for the pool, so a
+    statement under these clauses serves only a pool that a unit of work would serve
+    without parsing, catching up or reporting anything.
+    """
+    return (
+        POOLS.c.pool_id == pool_id,
+        POOLS.c.config_json == bindparam("readable_config", type_=Text),
+        first_unprojected(pool_id).is_(None),
+    )
+
+
+_POOL_ID = bindparam("pool_id", type_=Text)
+
+RECORDS_INSERT = RECORDS.insert()
+"""Insert records (``pool_id``, ``seq``, ``kind``, ``payload_json``)."""
+
+ROWS_AFTER = (
+    select(RECORDS.c.seq, RECORDS.c.payload_json)
+    .where(RECORDS.c.pool_id == _POOL_ID, RECORDS.c.seq > bindparam("after"))
+    .order_by(RECORDS.c.seq)
+    .limit(bindparam("limit"))
+)
+"""Up to ``:limit`` ``(seq, payload_json)`` of the pool after ``:after``, in order."""
+
+LAST_SEQ = select(func.coalesce(func.max(RECORDS.c.seq), 0)).where(RECORDS.c.pool_id == _POOL_ID)
+"""The highest sequence in the pool's log (0 when empty)."""
+
+HEAD = select(
+    POOLS.c.config_json, POOLS.c.created, POOLS.c.projected_seq, first_unprojected(_POOL_ID)
+).where(POOLS.c.pool_id == _POOL_ID)
+"""The pool's row and its first unprojected record (see :meth:`PoolHead.of_row`)."""
+
+HEAD_FOR_UPDATE = HEAD.with_for_update(of=POOLS)
+""":data:`HEAD`, locking the pool's row (PostgreSQL; SQLite's unit holds the file's lock)."""
+
+COUNT_RECORDS = select(func.count()).select_from(RECORDS)
+"""How many records every pool's log holds in all."""
+
+POOL_IDS = select(RECORDS.c.pool_id).union(select(POOLS.c.pool_id))
+"""Every pool id with records or a pool row."""
+
+
+@functools.cache
+def row_by_key(json_column: Column[str]) -> Any:
+    """``SELECT json_column WHERE pool_id = :pool_id AND <key> = :key`` for a projection."""
+    table = json_column.table
+    key_column = next(c for c in table.primary_key.columns if c.name != "pool_id")
+    return select(json_column).where(
+        table.c.pool_id == bindparam("pool_id"), key_column == bindparam("key")
+    )
+
+
+@functools.cache
+def pool_rows(json_column: Column[str]) -> Any:
+    """``SELECT json_column WHERE pool_id = :pool_id`` for a projection table."""
+    return select(json_column).where(json_column.table.c.pool_id == bindparam("pool_id"))
+
+
+@functools.cache
+def pool_update(columns: tuple[str, ...]) -> Any:
+    """``UPDATE agent_pool_store_pools SET <columns> WHERE pool_id = :pool_id_key``."""
+    return (
+        POOLS.update()
+        .where(POOLS.c.pool_id == bindparam("pool_id_key"))
+        .values({name: bindparam(name) for name in columns})
+    )
+
+
+@functools.cache
+def delete_by_key(table: Table) -> Any:
+    """``DELETE … WHERE pool_id = :pool_id AND <key> = :key`` for a projection table."""
+    key = table.c[key_and_json(table)[0]]
+    return table.delete().where(table.c.pool_id == bindparam("pool_id"), key == bindparam("key"))
+
+
+@functools.cache
+def count_by_pool(table: Table) -> Any:
+    """``SELECT count(*) FROM table WHERE pool_id = :pool_id``."""
+    return select(func.count()).select_from(table).where(table.c.pool_id == _POOL_ID)

@@ -1,0 +1,331 @@
+"""Export and import of record logs, for moving pools between databases.
+
+The export format is JSON Lines, one record per line, in each pool's sequence order::
+
+    {"pool_id":"pool.a","seq":1,"payload":{"type":"pool_opened","config":{…}}}
+
+``payload`` is the record's ``payload_json`` exactly as stored (the bytes are kept, so an
+export imported elsewhere holds byte-identical records). Importing writes the rows with
+their sequences into ``agent_pool_records`` of pools that have no records yet, then builds
+their projections, all in one transaction: either every record of the file is imported or
+nothing is. The per-pool event counters (``agent_pool_event_seq``) are not part of the
+format.
+
+Both run through the store's :class:`~agent_pool_store.sql.runner.SqlRunner`; the facade
+offers them as ``SqlAgentPoolStore.export_records`` and ``import_records``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent_pool_store.domain.identifiers import validate_identifier
+from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
+from agent_pool_store.operations import PoolUnit
+from agent_pool_store.sql import statements
+from agent_pool_store.sql.integrity import rebuild_pool
+from agent_pool_store.sql.parsing import parse_payload
+from agent_pool_store.sql.runner import SqlPoolUnit, SqlRunner
+from agent_pool_store.sql.unit_of_work import SqlUnitOfWork
+
+EXPORT_BATCH = 1000
+"""Records read per statement while exporting."""
+
+IMPORT_BATCH = 1000
+"""Records inserted per statement while importing."""
+
+Progress = Callable[[str, int, int | None], None]
+"""``progress(phase, done, total)``: called as an import advances. ``phase`` is ``"reading"``
+(lines checked), ``"writing"`` (records inserted) or ``"projecting"`` (records applied to the
+projections); ``total`` is ``None`` when unknown."""
+
+
+def export_line(pool_id: str, seq: int, payload_json: str) -> str:
+    """One line of the export format (without its newline); ``payload_json`` kept as is."""
+    return (
+        '{"pool_id":'
+        + json.dumps(pool_id, ensure_ascii=False)
+        + ',"seq":'
+        + str(seq)
+        + ',"payload":'
+        + payload_json
+        + "}"
+    )
+
+
+def _rows_after(uow: SqlUnitOfWork, pool_id: str, after: int) -> Sequence[tuple[int, str]]:
+    return uow.records.rows_after(pool_id, after, EXPORT_BATCH)
+
+
+def export_records(runner: SqlRunner, pools: Iterable[str]) -> Iterator[str]:
+    """The records of ``pools``, in the order given, as export lines without newline.
+
+    Each pool's records come in sequence order, read in batches of
+    :data:`EXPORT_BATCH`. Every payload is checked before it is written out, so an export
+    always imports: an unreadable record raises AgentError RepairNeeded naming the pool and
+    sequence. Lines are produced lazily; records appended during the export may or may not
+    be included, and none is skipped or repeated within a pool.
+    """
+    for pool in pools:
+        try:
+            validate_identifier(pool)
+        except ValueError as error:
+            raise AgentError(
+                AgentErrorKind.INVALID_STATE_TRANSITION,
+                RetryClassification.REPAIR_NEEDED,
+                f"agent pool {pool!r} cannot be exported: invalid pool id: {error}",
+            ) from None
+        after = 0
+        while True:
+            rows = runner.read(functools.partial(_rows_after, pool_id=pool, after=after))
+            for seq, payload_json in rows:
+                parse_payload(pool, seq, payload_json)
+                if "\n" in payload_json or "\r" in payload_json:
+                    raise AgentError(
+                        AgentErrorKind.INVALID_STATE_TRANSITION,
+                        RetryClassification.REPAIR_NEEDED,
+                        f"agent pool {pool!r} record seq {seq} cannot be exported on one line: "
+                        "its stored payload_json contains a line break",
+                    )
+                yield export_line(pool, seq, payload_json)
+            if len(rows) < EXPORT_BATCH:
+                break
+            after = rows[-1][0]
+
+
+# -- import ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportedRecord:
+    """One checked line of an export file."""
+
+    line: int
+    pool_id: str
+    seq: int
+    kind: str
+    payload_json: str
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What :func:`import_records` wrote."""
+
+    pools: dict[str, int] = field(default_factory=dict)
+    """Records imported per pool (also each pool's last cursor), in file order."""
+
+    @property
+    def records(self) -> int:
+        """How many records were imported in all."""
+        return sum(self.pools.values())
+
+
+class ImportFormatError(AgentError):
+    """A line of an import file is not a record of the export format."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(
+            AgentErrorKind.INVALID_STATE_TRANSITION,
+            RetryClassification.NOT_RETRYABLE,
+            f"line {line}: {reason}; nothing was imported",
+        )
+        self.line = line
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+_KEYS = ("pool_id", "seq", "payload")
+
+
+def _object_members(text: str) -> dict[str, tuple[Any, int, int]]:
+    """The members of the JSON object ``text``: key → (value, start, end) of its source."""
+
+    def skip(index: int) -> int:
+        match = _WHITESPACE.match(text, index)
+        assert match is not None
+        return match.end()
+
+    index = skip(0)
+    if text[index : index + 1] != "{":
+        raise ValueError("not a JSON object")
+    index = skip(index + 1)
+    members: dict[str, tuple[Any, int, int]] = {}
+    if text[index : index + 1] == "}":
+        index += 1
+    else:
+        while True:
+            if text[index : index + 1] != '"':
+                raise ValueError(f"expected a key at column {index + 1}")
+            key, index = _DECODER.raw_decode(text, index)
+            index = skip(index)
+            if text[index : index + 1] != ":":
+                raise ValueError(f"expected ':' at column {index + 1}")
+            start = skip(index + 1)
+            value, index = _DECODER.raw_decode(text, start)
+            if key in members:
+                raise ValueError(f"duplicate key {key!r}")
+            members[key] = (value, start, index)
+            index = skip(index)
+            if text[index : index + 1] == ",":
+                index = skip(index + 1)
+            elif text[index : index + 1] == "}":
+                index += 1
+                break
+            else:
+                raise ValueError(f"expected ',' or '}}' at column {index + 1}")
+    if skip(index) != len(text):
+        raise ValueError(f"unexpected data after the object at column {index + 1}")
+    return members
+
+
+def parse_line(text: str, line: int) -> ImportedRecord:
+    """One export line checked: its keys, a valid pool id, a sequence >= 1, a valid payload.
+
+    Raises :class:`ImportFormatError` naming the line.
+    """
+    try:
+        members = _object_members(text)
+    except ValueError as error:
+        raise ImportFormatError(line, f"not valid JSON: {error}") from None
+    unknown = sorted(members.keys() - set(_KEYS))
+    missing = [key for key in _KEYS if key not in members]
+    if unknown or missing:
+        problems = [f"missing {', '.join(missing)}"] if missing else []
+        problems += [f"unknown key(s) {', '.join(map(repr, unknown))}"] if unknown else []
+        raise ImportFormatError(line, f"not an export record ({'; '.join(problems)})")
+    pool_id, seq, (payload, start, end) = (
+        members["pool_id"][0],
+        members["seq"][0],
+        members["payload"],
+    )
+    if not isinstance(pool_id, str):
+        raise ImportFormatError(line, "pool_id must be a string")
+    try:
+        validate_identifier(pool_id)
+    except ValueError as error:
+        raise ImportFormatError(line, f"invalid pool_id: {error}") from None
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise ImportFormatError(line, f"seq must be an integer >= 1, got {json.dumps(seq)}")
+    if not isinstance(payload, dict):
+        raise ImportFormatError(line, "payload must be a JSON object")
+    payload_json = text[start:end]
+    try:
+        kind = parse_payload(pool_id, seq, payload_json).type
+    except AgentError as error:
+        raise ImportFormatError(line, f"invalid payload: {error.message}") from None
+    return ImportedRecord(line, pool_id, seq, kind, payload_json)
+
+
+def read_import(
+    lines: Iterable[str], progress: Progress | None = None
+) -> dict[str, list[ImportedRecord]]:
+    """Every record of ``lines`` checked, grouped by pool (in file order).
+
+    Blank lines are skipped. Each pool's records must be numbered 1, 2, 3 … in file order
+    (pools may interleave), and its first record must be ``pool_opened``.
+    """
+    total = len(lines) if isinstance(lines, Sized) else None
+    pools: dict[str, list[ImportedRecord]] = {}
+    for number, text in enumerate(lines, start=1):
+        if progress is not None and number % 1000 == 0:
+            progress("reading", number, total)
+        if not text.strip():
+            continue
+        record = parse_line(text, number)
+        records = pools.setdefault(record.pool_id, [])
+        expected = len(records) + 1
+        if record.seq != expected:
+            raise ImportFormatError(
+                number,
+                f"pool {record.pool_id!r} record seq {record.seq} out of order: expected seq "
+                f"{expected} (each pool's records are numbered 1, 2, 3 … in file order)",
+            )
+        if expected == 1 and record.kind != "pool_opened":
+            raise ImportFormatError(
+                number,
+                f"pool {record.pool_id!r} starts with {record.kind}, not pool_opened",
+            )
+        records.append(record)
+    if progress is not None and total is not None:
+        progress("reading", total, total)
+    return pools
+
+
+def import_conflict(conflicts: list[tuple[str, int]]) -> AgentError:
+    """The error refusing an import into pools that already have records."""
+    listed = ", ".join(f"{pool!r} (records up to cursor {last})" for pool, last in conflicts)
+    return AgentError(
+        AgentErrorKind.INVALID_STATE_TRANSITION,
+        RetryClassification.USER_ACTION_NEEDED,
+        f"import refused, nothing was written: pool(s) already have records: {listed}; "
+        "import only into pools without records",
+    )
+
+
+def import_records(
+    runner: SqlRunner, lines: Iterable[str], *, progress: Progress | None = None
+) -> ImportReport:
+    """Import export lines into pools that have no records yet, keeping every cursor.
+
+    Every line is checked first (JSON, keys, identifiers, payloads, sequences 1, 2, 3 … per
+    pool starting with ``pool_opened``): a bad line raises :class:`ImportFormatError` naming
+    it. Then, in one transaction holding the write lock of every pool in the file, the rows
+    are inserted with their sequences and the pools' projections built from them. If any of
+    those pools already has records, nothing is written and AgentError UserActionNeeded
+    names them. Lines are held in memory until written.
+    """
+    pools = read_import(lines, progress)
+    total = sum(len(records) for records in pools.values())
+
+    def work(uow: SqlUnitOfWork) -> ImportReport:
+        conflicts = []
+        for pool_id in sorted(pools):  # one lock order for every importer
+            uow.pools.create(pool_id)
+            uow.pools.head(pool_id, lock=True)
+            last = uow.records.last_seq(pool_id)
+            if last:
+                conflicts.append((pool_id, last))
+        if conflicts:
+            raise import_conflict(conflicts)
+        done = 0
+        rows = [record for records in pools.values() for record in records]
+        for start in range(0, len(rows), IMPORT_BATCH):
+            batch = rows[start : start + IMPORT_BATCH]
+            uow.connection.execute(
+                statements.RECORDS_INSERT,
+                [
+                    {
+                        "pool_id": r.pool_id,
+                        "seq": r.seq,
+                        "kind": r.kind,
+                        "payload_json": r.payload_json,
+                    }
+                    for r in batch
+                ],
+            )
+            done += len(batch)
+            if progress is not None:
+                progress("writing", done, total)
+        done = 0
+        for pool_id, records in pools.items():
+            rebuild_pool(uow, pool_id)
+            runner.catch_up(uow, pool_id, 0)
+            done += len(records)
+            if progress is not None:
+                progress("projecting", done, total)
+        return ImportReport({pool_id: len(records) for pool_id, records in pools.items()})
+
+    def in_unit(unit: PoolUnit) -> ImportReport:
+        assert isinstance(unit, SqlPoolUnit)
+        return work(unit.uow)
+
+    if not pools:
+        return ImportReport()
+    # one write unit of work, retried on transient failures by the store; it starts by
+    # locking the first pool (in sorted order), and work locks the others in the same order
+    return runner.run(min(pools), write=True, work=in_unit, catch_up=False)
