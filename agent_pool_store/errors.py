@@ -46,6 +46,14 @@ class AgentError(Exception):
     ``str(error)`` is ``"{Kind}: {message}"``, as in the reference implementation.
     """
 
+    outcome_unknown: bool = False
+    """``True`` when the operation may or may not have taken effect: its request reached the
+    database, the reply was lost, and the store could not find out which. Never retry such
+    an operation blindly (an append could be recorded twice): read the pool first (``watch``
+    from the last cursor you know, a look-up by idempotency key). Such an error is
+    JournalFailure / UserActionNeeded; every other error, Retryable ones included, means the
+    operation did not take effect."""
+
     def __init__(self, kind: AgentErrorKind, retry: RetryClassification, message: str) -> None:
         super().__init__(kind, retry, message)
         self.kind = kind
@@ -57,6 +65,13 @@ class AgentError(Exception):
 
     def __repr__(self) -> str:
         return f"AgentError({self.kind.value}, {self.retry.value}, {self.message!r})"
+
+    @classmethod
+    def unknown_outcome(cls, message: str) -> AgentError:
+        """The reply to a write was lost and whether it took effect cannot be told."""
+        error = cls(AgentErrorKind.JOURNAL_FAILURE, RetryClassification.USER_ACTION_NEEDED, message)
+        error.outcome_unknown = True
+        return error
 
     @classmethod
     def invalid_argument(cls, message: str) -> AgentError:

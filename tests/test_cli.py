@@ -644,6 +644,9 @@ def test_watch_follow_picks_up_another_process(db: Db, signal_number: int) -> No
         stderr=subprocess.PIPE,
         text=True,
         env=script_env({"AGENT_POOL_STORE_URL": db.url}),
+        # as from a terminal: a test run started as a background job inherits SIGINT ignored,
+        # and a process that starts with SIGINT ignored rightly keeps ignoring it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
     )
     lines: queue.Queue[str] = queue.Queue()
 

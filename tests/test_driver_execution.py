@@ -15,6 +15,7 @@ from agent_pool_store.sql.dialects.driver import (
     fetch_one,
 )
 from agent_pool_store.sql.schema import PoolRow, RecordRow, table_of
+from agent_pool_store.sql.statements import RECORDS_INSERT
 from tests.databases import sqlite_url
 
 RECORDS = table_of(RecordRow)
@@ -25,11 +26,11 @@ def test_rows_are_written_in_the_units_transaction(sqlite_file: Path) -> None:
     engine = create_engine(sqlite_url(sqlite_file))
     rows = [{"pool_id": "pool.a", "seq": s, "kind": "k", "payload_json": f"{s}"} for s in (1, 2)]
     with engine.connect() as connection:
-        execute_many(connection, RECORDS.insert(), rows)
+        execute_many(connection, RECORDS_INSERT, rows)
         connection.rollback()
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(RECORDS)).scalar_one() == 0
-        execute_many(connection, RECORDS.insert(), rows)
+        execute_many(connection, RECORDS_INSERT, rows)
         connection.commit()
     with engine.connect() as connection:
         stored = connection.execute(select(RECORDS.c.seq, RECORDS.c.payload_json)).all()
@@ -41,9 +42,9 @@ def test_driver_errors_arrive_as_sqlalchemy_errors(sqlite_file: Path) -> None:
     engine = create_engine(sqlite_url(sqlite_file))
     row = {"pool_id": "pool.a", "seq": 1, "kind": "k", "payload_json": "{}"}
     with engine.connect() as connection:
-        execute_many(connection, RECORDS.insert(), [row])
+        execute_many(connection, RECORDS_INSERT, [row])
         with pytest.raises(exc.IntegrityError) as caught:
-            execute_many(connection, RECORDS.insert(), [row])
+            execute_many(connection, RECORDS_INSERT, [row])
         assert "UNIQUE" in str(caught.value.orig)
         assert "agent_pool_records" in str(caught.value.orig)
     engine.dispose()

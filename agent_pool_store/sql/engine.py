@@ -11,6 +11,7 @@ from sqlalchemy.engine import URL, make_url
 
 from agent_pool_store.sql.dialects.protocol import SqlDialect
 from agent_pool_store.sql.dialects.registry import dialect_for, engine_for_url
+from agent_pool_store.sql.forking import forget_connections_in_children
 from agent_pool_store.sql.settings import EngineSettings
 
 
@@ -20,7 +21,8 @@ def build_engine(
     """An engine for ``url_or_engine``, configured for the store, and its dialect.
 
     A given :class:`~sqlalchemy.Engine` is configured in place (SQLite event hooks); its
-    owner keeps it and disposes of it.
+    owner keeps it and disposes of it. In a forked child, the engine's pool starts empty
+    (see :mod:`agent_pool_store.sql.forking`).
     """
     if isinstance(url_or_engine, Engine):
         engine = url_or_engine
@@ -28,4 +30,5 @@ def build_engine(
         engine = engine_for_url(make_url(url_or_engine), settings)
     dialect = dialect_for(engine, settings)
     dialect.configure_engine(engine)
+    forget_connections_in_children(engine)
     return engine, dialect

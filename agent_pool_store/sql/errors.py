@@ -41,6 +41,17 @@ def is_transient(error: exc.DBAPIError) -> bool:
     return False
 
 
+def is_disconnect(error: exc.DBAPIError) -> bool:
+    """Whether the connection was lost (rather than the server refusing the statement).
+
+    After a statement or a ``COMMIT`` was sent, such an error says nothing about whether it
+    took effect: the reply may be what was lost.
+    """
+    if error.connection_invalidated:
+        return True
+    return _sqlstate(error) is None and isinstance(error, exc.OperationalError | exc.InterfaceError)
+
+
 def is_lock_timeout(error: exc.DBAPIError) -> bool:
     """Whether a PostgreSQL statement gave up waiting for a lock (``lock_timeout``)."""
     return _sqlstate(error) in _PG_LOCK_TIMEOUT

@@ -25,6 +25,9 @@ class PoolHead:
     """The projection watermark: the last record applied to the projections."""
     behind: bool
     """Whether the log holds records past the watermark (another writer's, to catch up)."""
+    transaction_id: str | None = None
+    """The unit's transaction id, where the dialect reads it with a locked head
+    (PostgreSQL): what settles a ``COMMIT`` whose reply was lost."""
 
     @classmethod
     def absent(cls) -> PoolHead:
@@ -33,13 +36,17 @@ class PoolHead:
 
     @classmethod
     def of_row(cls, row: Sequence[Any]) -> PoolHead:
-        """From ``(config_json, created, projected_seq, first unprojected seq or NULL)``."""
+        """From ``(config_json, created, projected_seq, first unprojected seq or NULL)``.
+
+        A fifth column, where the dialect reads one, is the unit's transaction id.
+        """
         return cls(
             exists=True,
             config_json=row[0],
             created=bool(row[1]),
             projected_seq=int(row[2]),
             behind=row[3] is not None,
+            transaction_id=row[4] if len(row) > 4 else None,
         )
 
     def appended(self, seq: int) -> PoolHead:

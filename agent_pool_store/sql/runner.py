@@ -37,6 +37,7 @@ from agent_pool_store.domain import (
     WakeRegistration,
     apply_payload,
 )
+from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.follow_loop import Waiter
 from agent_pool_store.operations import Lookup, PoolUnit
 from agent_pool_store.sql import statements
@@ -60,19 +61,6 @@ KNOWN_CONFIGS_KEPT = 4096
 
 class _CatchUpNeededError(Exception):
     """A read found records its projections have not applied yet."""
-
-
-class _StaleConnectionError(Exception):
-    """The unit's first statement found its pooled connection closed by the server.
-
-    Nothing was sent on that connection in this unit, so running the unit again on a fresh
-    connection is safe. (This replaces a "pre-ping" round trip on every checkout.) A
-    disconnect later in a unit is not retried: a lost COMMIT may have landed.
-    """
-
-    def __init__(self, error: exc.DBAPIError) -> None:
-        super().__init__()
-        self.error = error
 
 
 class ConfigCache:
@@ -250,9 +238,10 @@ class SqlRunner:
 
         A read that finds records to catch up with runs again as a write. A transient
         failure (lock wait, serialization failure, a foreign writer's colliding ``seq``)
-        rolls back and runs the unit again with backoff until ``lock_timeout``; anything
-        else leaves as AgentError. ``catch_up=False`` serves the pool as it is (rebuild and
-        import catch up themselves).
+        rolls back and runs the unit again with backoff until ``lock_timeout``, and so does
+        a connection lost before ``COMMIT`` was sent; a lost reply to ``COMMIT`` is settled
+        by the dialect (see ``SqlDialect.commit``). Anything else leaves as AgentError.
+        ``catch_up=False`` serves the pool as it is (rebuild and import catch up themselves).
         """
         deadline = time.monotonic() + self.settings.lock_timeout
         attempt = 0
@@ -260,14 +249,25 @@ class SqlRunner:
             try:
                 with self.unit_of_work(write=write) as uow:
                     result = work(self._prepare(uow, pool_id, catch_up=catch_up))
-                    uow.commit()
-                    return result
+                    if uow.commit():
+                        return result
+                if time.monotonic() >= deadline:  # lost at COMMIT, which did not take effect
+                    raise AgentError(
+                        AgentErrorKind.HOST_CONFIGURATION_NEEDED,
+                        RetryClassification.RETRYABLE,
+                        f"{self._what()}: the connection was lost at COMMIT, which did not "
+                        "take effect; nothing was written",
+                    )
             except _CatchUpNeededError:
                 write = True
-            except _StaleConnectionError as stale:
-                if time.monotonic() >= deadline:
-                    raise translate(stale.error, self._what()) from None
             except exc.DBAPIError as error:
+                if error.connection_invalidated:
+                    # Lost before COMMIT was sent (a lost COMMIT is settled by the dialect's
+                    # commit): nothing of the unit was committed, so it runs again, on a
+                    # fresh connection. This also replaces a "pre-ping" per checkout.
+                    if time.monotonic() >= deadline:
+                        raise translate(error, self._what()) from None
+                    continue
                 if not is_transient(error):
                     raise translate(error, self._what()) from None
                 if time.monotonic() >= deadline:
@@ -278,12 +278,9 @@ class SqlRunner:
                 raise translate(error, self._what()) from None
 
     def _prepare(self, uow: SqlUnitOfWork, pool_id: str, *, catch_up: bool) -> SqlPoolUnit:
-        try:
-            head = uow.pools.head(pool_id, lock=uow.write)  # the unit's first statement
-        except exc.DBAPIError as error:
-            if error.connection_invalidated:
-                raise _StaleConnectionError(error) from None
-            raise
+        head = uow.pools.head(pool_id, lock=uow.write)  # the unit's first statement
+        if head is not None:
+            uow.transaction_id = head.transaction_id
         if head is None:
             if not uow.write:
                 if uow.records.last_seq(pool_id):
@@ -292,6 +289,7 @@ class SqlRunner:
             uow.pools.create(pool_id)
             head = uow.pools.head(pool_id, lock=True)
             assert head is not None
+            uow.transaction_id = head.transaction_id
         if head.behind and catch_up:
             if not uow.write:
                 raise _CatchUpNeededError

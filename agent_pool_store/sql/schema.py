@@ -41,6 +41,9 @@ class RecordRow(Base):
     seq: Mapped[int] = mapped_column(SequenceNumber, primary_key=True, autoincrement=False)
     kind: Mapped[str] = mapped_column(Text)
     payload_json: Mapped[str] = mapped_column(Text)
+    append_token: Mapped[int | None] = mapped_column(BigInteger)
+    """Ours (nullable, migration 0004): the random token of the PostgreSQL one-statement
+    append that wrote the record, so a lost reply can be settled; NULL otherwise."""
 
 
 class EventSequenceRow(Base):

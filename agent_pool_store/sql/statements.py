@@ -83,8 +83,10 @@ def current_with_config(pool_id: Any) -> tuple[Any, ...]:
 
 _POOL_ID = bindparam("pool_id", type_=Text)
 
-RECORDS_INSERT = RECORDS.insert()
-"""Insert records (``pool_id``, ``seq``, ``kind``, ``payload_json``)."""
+RECORDS_INSERT = RECORDS.insert().values(
+    {name: bindparam(name) for name in ("pool_id", "seq", "kind", "payload_json")}
+)
+"""Insert records (``pool_id``, ``seq``, ``kind``, ``payload_json``; no append token)."""
 
 ROWS_AFTER = (
     select(RECORDS.c.seq, RECORDS.c.payload_json)

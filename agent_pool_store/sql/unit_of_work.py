@@ -36,6 +36,8 @@ class SqlUnitOfWork:
         self._engine = engine
         self.dialect = dialect
         self.write = write
+        self.transaction_id: str | None = None
+        """Set from the unit's locked head where the dialect reads it (see :meth:`commit`)."""
 
     def __enter__(self) -> SqlUnitOfWork:
         options = self.dialect.unit_options(write=self.write)
@@ -54,9 +56,13 @@ class SqlUnitOfWork:
         """The projection repository of one pool."""
         return ProjectionRepository(self.connection, self.dialect, pool_id)
 
-    def commit(self) -> None:
-        """Commit the transaction."""
-        self.connection.commit()
+    def commit(self) -> bool:
+        """Commit the transaction; ``False`` if it certainly did not commit.
+
+        The dialect settles a lost ``COMMIT`` reply (see ``SqlDialect.commit``); an outcome
+        it cannot settle raises AgentError with ``outcome_unknown``.
+        """
+        return self.dialect.commit(self._engine, self.connection, self.transaction_id)
 
     def __exit__(
         self,

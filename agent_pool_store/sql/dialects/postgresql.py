@@ -13,14 +13,29 @@ Every round trip to the server costs more than the statements it carries, so:
   paths off.
 
 Connections get a ``lock_timeout``, so no wait for a lock is unbounded.
+
+**A lost reply never doubles a write.** When the connection is lost after a write was sent,
+the write may have committed or not. The dialect finds out on a fresh connection before it
+answers: it ends the old session (``pg_terminate_backend`` on the session it noted when the
+connection was made: backend pid and start time, so a reused pid is never touched), waits
+until it is gone (so nothing of it can still commit), then reads the outcome:
+
+- a unit of work's ``COMMIT``: ``pg_xact_status`` of the transaction id its locked head read;
+- a one-statement append: its record, found by the random ``append_token`` it wrote.
+
+If that cannot be done within ``lock_timeout`` (the server stays unreachable), the caller
+gets AgentError with ``outcome_unknown`` set, never a plain Retryable.
 """
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Mapping
+from contextlib import ExitStack
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, exc, text
+from sqlalchemy import Column, Connection, Engine, Text, cast, event, exc, func, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL
 
@@ -35,13 +50,44 @@ from agent_pool_store.sql.dialects.postgresql_statements import (
     write_batch_statement,
 )
 from agent_pool_store.sql.dialects.postgresql_waiter import PostgresWaiter
-from agent_pool_store.sql.errors import is_lock_timeout, timeout_error
+from agent_pool_store.sql.errors import first_line, is_disconnect, is_lock_timeout, timeout_error
 from agent_pool_store.sql.pool_head import PoolHead
 from agent_pool_store.sql.projection_batch import ProjectionBatch
 from agent_pool_store.sql.settings import EngineSettings, safe_url
 
 MIGRATION_LOCK = 0x41505331
 """Advisory lock key serialising concurrent upgrades."""
+
+SESSION_INFO = "agent_pool_store_session"
+"""Key in a pooled connection's ``info``: its server session, ``(backend pid, start)``."""
+
+_SESSION = "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+_END_SESSION = text(
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+    " WHERE pid = :pid AND backend_start = :start AND pid <> pg_backend_pid()"
+)
+_SESSION_ALIVE = text(
+    "SELECT 1 FROM pg_stat_activity WHERE pid = :pid AND backend_start = :start"
+    " AND pid <> pg_backend_pid()"
+)
+_XACT_STATUS = text("SELECT pg_xact_status(CAST(:xid AS xid8))")
+_APPENDED = text(
+    "SELECT seq FROM agent_pool_records WHERE pool_id = :pool_id AND append_token = :token"
+    " ORDER BY seq DESC LIMIT 1"
+)
+_HEAD_FOR_WRITE = statements.HEAD_FOR_UPDATE.add_columns(cast(func.pg_current_xact_id(), Text))
+"""The locked head and the unit's transaction id (assigned now; the unit writes)."""
+
+
+def _note_session(dbapi_connection: Any, record: Any) -> None:
+    """Remember a new connection's server session (for settling a lost reply)."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(_SESSION)
+        record.info[SESSION_INFO] = cursor.fetchone()
+    finally:
+        cursor.close()
+        dbapi_connection.rollback()
 
 
 class PostgresqlDialect:
@@ -70,7 +116,9 @@ class PostgresqlDialect:
         }
 
     def configure_engine(self, engine: Engine) -> None:
-        """Nothing: the lock timeout travels in the connect arguments."""
+        """Note each new connection's server session (``lock_timeout`` is a connect argument)."""
+        if not event.contains(engine, "connect", _note_session):
+            event.listen(engine, "connect", _note_session)
 
     def unit_options(self, *, write: bool) -> dict[str, Any]:
         """Reads see one snapshot for all their statements (REPEATABLE READ)."""
@@ -81,14 +129,71 @@ class PostgresqlDialect:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
 
     def read_head(self, connection: Connection, pool_id: str, *, lock: bool) -> PoolHead | None:
-        """The head, its row ``FOR UPDATE`` when ``lock``."""
-        statement = statements.HEAD_FOR_UPDATE if lock else statements.HEAD
+        """The head, its row ``FOR UPDATE`` and the unit's transaction id when ``lock``."""
+        statement = _HEAD_FOR_WRITE if lock else statements.HEAD
         row = connection.execute(statement, {"pool_id": pool_id}).one_or_none()
         return None if row is None else PoolHead.of_row(row)
 
     def write_batch(self, connection: Connection, pool_id: str, batch: ProjectionBatch) -> None:
         """The whole batch in one statement (records, projection rows, watermark)."""
         connection.execute(*write_batch_statement(pool_id, batch))
+
+    def commit(self, engine: Engine, connection: Connection, transaction_id: str | None) -> bool:
+        """``COMMIT``; if its reply is lost, the transaction's status, read elsewhere."""
+        session = connection.connection.info.get(SESSION_INFO)
+        try:
+            connection.commit()
+        except exc.DBAPIError as error:
+            if transaction_id is None or not is_disconnect(error):
+                raise  # a read unit (nothing to settle), or the server refused the COMMIT
+            if session is None:
+                raise self._unknown("COMMIT", "its session is not known") from None
+        else:
+            return True
+        status = self._settle(engine, session, "COMMIT", _XACT_STATUS, {"xid": transaction_id})
+        if status not in ("committed", "aborted"):
+            raise self._unknown("COMMIT", f"transaction status {status!r}")
+        return bool(status == "committed")
+
+    def _unknown(self, what: str, reason: str) -> AgentError:
+        return AgentError.unknown_outcome(
+            f"{self.name} agent pool store: the connection was lost after {what} was sent and "
+            f"whether it took effect could not be found out ({reason}); read the pool "
+            "(watch, look-ups) before retrying"
+        )
+
+    def _settle(
+        self, engine: Engine, session: tuple[int, Any], what: str, outcome: Any, params: Any
+    ) -> Any:
+        """``outcome``'s value, read once the lost connection's server session is gone.
+
+        Ends that session (it may still be running the write, or waiting for its reply to be
+        read), waits until it has exited, so nothing of it can still commit, and runs
+        ``outcome``. Retried until ``lock_timeout``; then AgentError ``outcome_unknown``.
+        """
+        pid, start = session
+        deadline = time.monotonic() + max(self.settings.lock_timeout, 1.0)
+        reason = "the old session did not end"
+        while True:
+            try:
+                with engine.connect() as connection, connection.begin():
+                    try:
+                        with connection.begin_nested():
+                            connection.execute(_END_SESSION, {"pid": pid, "start": start})
+                    except exc.DBAPIError as error:
+                        if is_disconnect(error):
+                            raise
+                        # not allowed to end it: wait until it ends by itself
+                    alive = connection.execute(_SESSION_ALIVE, {"pid": pid, "start": start})
+                    if alive.first() is None:
+                        return connection.execute(outcome, params).scalar()
+            except exc.DBAPIError as error:
+                reason = f"database unavailable: {first_line(error.orig)}"
+            except exc.SQLAlchemyError as error:
+                reason = first_line(error)
+            if time.monotonic() >= deadline:
+                raise self._unknown(what, reason)
+            time.sleep(0.02)
 
     def _one_statement(
         self, engine: Engine, statement: Any, parameters: Mapping[str, Any]
@@ -118,15 +223,30 @@ class PostgresqlDialect:
             return None
         batch = ProjectionBatch()
         apply_payload(batch, payload)
-        statement = append_statement(pool_id, readable_config, payload.type, payload_json, batch)
+        token = random.getrandbits(63)
+        statement, parameters = append_statement(
+            pool_id, readable_config, payload.type, payload_json, batch, append_token=token
+        )
+        sent, session = False, None
         try:
-            row = self._one_statement(engine, *statement)
+            with ExitStack() as stack:
+                connection = stack.enter_context(engine.connect())
+                stack.enter_context(autocommit(connection))
+                session, sent = connection.connection.info.get(SESSION_INFO), True
+                row = fetch_one(connection, statement, parameters)
         except exc.DBAPIError as error:
             if is_lock_timeout(error):
                 raise timeout_error(
                     f"{self.name} agent pool store", self.settings.lock_timeout
                 ) from None
-            return None
+            if not (sent and is_disconnect(error)):
+                return None  # not sent, or refused by the server: nothing was appended
+            if session is None:
+                raise self._unknown("an append", "its session is not known") from None
+            seq = self._settle(
+                engine, session, "an append", _APPENDED, {"pool_id": pool_id, "token": token}
+            )
+            return None if seq is None else int(seq)  # None: it did not land; a unit appends
         return None if row is None else int(row[0])
 
     def try_look_up(

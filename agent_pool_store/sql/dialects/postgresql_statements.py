@@ -146,7 +146,13 @@ def write_batch_statement(pool_id: str, batch: ProjectionBatch) -> tuple[Any, di
 
 
 def append_statement(
-    pool_id: str, readable_config: str, kind: str, payload_json: str, batch: ProjectionBatch
+    pool_id: str,
+    readable_config: str,
+    kind: str,
+    payload_json: str,
+    batch: ProjectionBatch,
+    *,
+    append_token: int | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """One record and its projection changes (``batch``, without sequences), in one statement.
 
@@ -156,9 +162,11 @@ def append_statement(
     returns the new sequence, or no row when it did nothing. ``batch`` must not set a
     config (``pool_opened`` compares configs first, in a unit of work) nor delete rows
     (``member_left`` looks the member up first, in a unit of work): a delete in a statement
-    that waited for the pool's lock would not see rows committed while it waited.
+    that waited for the pool's lock would not see rows committed while it waited. The record
+    carries ``append_token``, by which a lost reply is settled.
     """
     params: dict[str, Any] = {
+        "append_token": append_token,
         "batch_pool_id": pool_id,
         "batch_created": batch.created,
         "readable_config": readable_config,
@@ -181,12 +189,13 @@ def _append_statement(upserted: tuple[Table, ...]) -> Any:
         .cte("head")
     )
     record = RECORDS.insert().from_select(
-        ["pool_id", "seq", "kind", "payload_json"],
+        ["pool_id", "seq", "kind", "payload_json", "append_token"],
         select(
             _POOL_ID,
             head.c.seq,
             bindparam("record_kind", type_=Text),
             bindparam("record_payload", type_=Text),
+            bindparam("append_token", type_=BigInteger),
         ),
     )
     ctes = [head, record.cte("insert_record")]

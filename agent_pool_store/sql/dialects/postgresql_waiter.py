@@ -9,10 +9,14 @@ registration became visible but which commits after that first read sends nothin
 waiter therefore also re-reads every :data:`RECHECK_SECONDS`, which bounds how late such a
 record can be seen. Registrations of connections that no longer exist (a crashed follower)
 are removed by the next follower to register.
+
+A waiter used in a process forked from the one that opened its connection never touches that
+connection (it is the parent's): it listens again on a connection of its own.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -69,6 +73,7 @@ class PostgresWaiter:
             connection.close()
             raise follow_unavailable(self._url, first_line(error)) from None
         self._connection = connection
+        self._pid = os.getpid()
         self._driver_error = psycopg.Error  # for close(), which may run at interpreter exit
         self._recheck_at = time.monotonic() + RECHECK_SECONDS
 
@@ -79,6 +84,10 @@ class PostgresWaiter:
         import psycopg  # noqa: PLC0415
 
         deadline = time.monotonic() + seconds
+        if self._pid != os.getpid():  # forked: the connection is the parent's
+            self._connection = None  # dropped, not closed (psycopg closes it only in its owner)
+            self._connect()
+            return True
         try:
             while True:
                 now = time.monotonic()
@@ -104,6 +113,8 @@ class PostgresWaiter:
     def close(self) -> None:
         if self._connection is not None:
             connection, self._connection = self._connection, None
+            if self._pid != os.getpid():
+                return  # the parent's connection: the parent unregisters and closes it
             try:
                 connection.execute(_UNREGISTER, (self._pool_id,))
             except self._driver_error:

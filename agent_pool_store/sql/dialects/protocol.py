@@ -63,6 +63,16 @@ class SqlDialect(Protocol):
         """Append the batch's records, write its projection changes, advance the watermark."""
         ...
 
+    def commit(self, engine: Engine, connection: Connection, transaction_id: str | None) -> bool:
+        """Commit a unit's transaction; whether it committed.
+
+        ``False`` only when it certainly did not (the unit may then run again). When the
+        reply to ``COMMIT`` is lost, the dialect finds out on another connection, using
+        ``transaction_id`` (from the unit's locked head); if it cannot, AgentError with
+        ``outcome_unknown``. Any other failure raises as ``Connection.commit`` does.
+        """
+        ...
+
     def try_append(
         self,
         engine: Engine,

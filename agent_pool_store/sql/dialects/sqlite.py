@@ -142,6 +142,11 @@ class SqliteDialect:
             if deletes:
                 execute_many(connection, statements.delete_by_key(table), deletes)
 
+    def commit(self, engine: Engine, connection: Connection, transaction_id: str | None) -> bool:
+        """``COMMIT``: in process, so it either commits or fails having changed nothing."""
+        connection.commit()
+        return True
+
     def try_append(
         self,
         engine: Engine,

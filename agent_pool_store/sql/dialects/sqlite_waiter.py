@@ -2,11 +2,13 @@
 
 The value changes when any other connection (in any process) commits, and only then is the
 log re-read. An in-memory SQLite database cannot be watched from another connection, so it
-is re-read every ``poll_interval`` instead.
+is re-read every ``poll_interval`` instead. In a process forked from the one that opened the
+waiter's connection, the waiter opens a connection of its own.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 
@@ -19,24 +21,37 @@ class SqliteWaiter:
     """Polls ``PRAGMA data_version`` on a connection of its own."""
 
     def __init__(self, url: URL, poll_interval: float, busy_timeout: float) -> None:
+        self._url = url
         self._poll_interval = poll_interval
+        self._busy_timeout = busy_timeout
         self._seen: int | None = None
-        database = url.database
         self._connection: sqlite3.Connection | None = None
+        self._inherited: list[sqlite3.Connection] = []
+        self._connect()
+
+    def _connect(self) -> None:
+        self._pid = os.getpid()
+        database = self._url.database
         if database and database != ":memory:" and not database.startswith("file::memory:"):
-            uri = str(url.query.get("uri", "")).lower() in ("true", "1")
+            uri = str(self._url.query.get("uri", "")).lower() in ("true", "1")
             try:
                 self._connection = sqlite3.connect(
                     database,
-                    timeout=busy_timeout,
+                    timeout=self._busy_timeout,
                     isolation_level=None,
                     check_same_thread=False,
                     uri=uri,
                 )
             except sqlite3.Error as error:
-                raise follow_unavailable(url, first_line(error)) from None
+                raise follow_unavailable(self._url, first_line(error)) from None
 
     def _version(self) -> int | None:
+        if self._pid != os.getpid() and self._connection is not None:
+            # forked: SQLite must not use the parent's connection in the child; it is kept
+            # (closing it here could disturb the parent's locks) and a new one opened
+            self._inherited.append(self._connection)
+            self._connection = None
+            self._connect()
         if self._connection is None:
             return None
         try:
@@ -61,4 +76,7 @@ class SqliteWaiter:
     def close(self) -> None:
         if self._connection is not None:
             connection, self._connection = self._connection, None
-            connection.close()
+            if self._pid == os.getpid():
+                connection.close()
+            else:
+                self._inherited.append(connection)
