@@ -75,9 +75,28 @@ def _translated(engine: Engine) -> Iterator[None]:
 
 
 def upgrade(url_or_engine: str | URL | Engine, revision: str = "head") -> None:
-    """Upgrade the database to ``revision`` (concurrent callers are serialised)."""
+    """Upgrade the database to ``revision`` (concurrent callers are serialised).
+
+    A database already at the latest revision is only read: upgrading to ``"head"`` takes
+    the write lock (SQLite's file lock, PostgreSQL's advisory lock) only when there is
+    something to migrate, so opening a migrated SQLite file never waits for its writers.
+    """
+    if revision == "head" and _at_head(url_or_engine):
+        return
     with migration_connection(url_or_engine) as connection:
         command.upgrade(alembic_config(connection), revision)
+
+
+def _at_head(url_or_engine: str | URL | Engine) -> bool:
+    """Whether the database is at :func:`head`, read without taking a write lock."""
+    owns = not isinstance(url_or_engine, Engine)
+    engine, _ = build_engine(url_or_engine, EngineSettings())
+    try:
+        with _translated(engine), engine.connect() as connection:
+            return current_of(connection) == head()
+    finally:
+        if owns:
+            engine.dispose()
 
 
 def downgrade(url_or_engine: str | URL | Engine, revision: str) -> None:

@@ -68,6 +68,12 @@ def timeout_error(what: str, seconds: float) -> AgentError:
 
 def translate(error: exc.SQLAlchemyError, what: str) -> AgentError:
     """An AgentError for a non-transient database error."""
+    if isinstance(error, exc.TimeoutError):  # the connection pool's checkout wait ran out
+        return AgentError(
+            AgentErrorKind.TIMEOUT,
+            RetryClassification.RETRYABLE,
+            f"{what}: no connection of the engine's pool became free in time: {first_line(error)}",
+        )
     if isinstance(error, exc.DBAPIError):
         detail = first_line(error.orig)
         if isinstance(error, exc.ProgrammingError) or "no such table" in detail:

@@ -25,6 +25,8 @@ class PoolHead:
     """The projection watermark: the last record applied to the projections."""
     behind: bool
     """Whether the log holds records past the watermark (another writer's, to catch up)."""
+    watermark_in_log: bool = True
+    """Whether the log holds the record at the watermark (False: records were removed)."""
     transaction_id: str | None = None
     """The unit's transaction id, where the dialect reads it with a locked head
     (PostgreSQL): what settles a ``COMMIT`` whose reply was lost."""
@@ -36,9 +38,10 @@ class PoolHead:
 
     @classmethod
     def of_row(cls, row: Sequence[Any]) -> PoolHead:
-        """From ``(config_json, created, projected_seq, first unprojected seq or NULL)``.
+        """From the head statement's row (:data:`agent_pool_store.sql.statements.HEAD`).
 
-        A fifth column, where the dialect reads one, is the unit's transaction id.
+        ``(config_json, created, projected_seq, first unprojected seq or NULL, watermark in
+        log)``; a sixth column, where the dialect reads one, is the unit's transaction id.
         """
         return cls(
             exists=True,
@@ -46,7 +49,8 @@ class PoolHead:
             created=bool(row[1]),
             projected_seq=int(row[2]),
             behind=row[3] is not None,
-            transaction_id=row[4] if len(row) > 4 else None,
+            watermark_in_log=bool(row[4]),
+            transaction_id=row[5] if len(row) > 5 else None,
         )
 
     def appended(self, seq: int) -> PoolHead:

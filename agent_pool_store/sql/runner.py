@@ -191,7 +191,12 @@ class SqlRunner:
         readable_config = self.configs.readable(pool_id)
         if readable_config is None:
             return None
-        seq = self.dialect.try_append(self.engine, pool_id, readable_config, payload, payload_json)
+        try:
+            seq = self.dialect.try_append(
+                self.engine, pool_id, readable_config, payload, payload_json
+            )
+        except exc.SQLAlchemyError as error:  # e.g. no pooled connection became free
+            raise translate(error, self._what()) from None
         return None if seq is None else AgentPoolStoreCursor(sequence=seq)
 
     def try_look_up(self, pool_id: str, lookup: Lookup, key: str) -> tuple[BaseModel | None] | None:
@@ -200,7 +205,12 @@ class SqlRunner:
         if readable_config is None:
             return None
         json_column, model = statements.LOOKUPS[lookup]
-        found = self.dialect.try_look_up(self.engine, pool_id, readable_config, json_column, key)
+        try:
+            found = self.dialect.try_look_up(
+                self.engine, pool_id, readable_config, json_column, key
+            )
+        except exc.SQLAlchemyError as error:  # e.g. no pooled connection became free
+            raise translate(error, self._what()) from None
         if found is None:
             return None
         json = found[0]
@@ -290,6 +300,13 @@ class SqlRunner:
             head = uow.pools.head(pool_id, lock=True)
             assert head is not None
             uow.transaction_id = head.transaction_id
+        if not head.watermark_in_log and catch_up:
+            raise AgentError.damaged_projection(
+                pool_id,
+                "watermark",
+                f"it is at seq {head.projected_seq}, but the log has no record "
+                f"{head.projected_seq}: records were removed",
+            )
         if head.behind and catch_up:
             if not uow.write:
                 raise _CatchUpNeededError

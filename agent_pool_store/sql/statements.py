@@ -6,10 +6,12 @@ dialect's ``insert`` construct (:mod:`agent_pool_store.sql.upsert`), and Postgre
 one-statement paths are in :mod:`agent_pool_store.sql.dialects.postgresql_statements`.
 
 One rule is stated here, once, for both paths that serve a pool: a pool's projections are
-*current* when no record of its log follows the watermark (:func:`first_unprojected`). A unit
-of work reads it with the pool's head (:data:`HEAD`) and catches up when it is not; the
-PostgreSQL one-statement paths require it, with the config text the store has parsed
-(:func:`current_with_config`), and otherwise leave the call to a unit of work.
+*current* when no record of its log follows the watermark (:func:`first_unprojected`) and the
+log holds the record at the watermark (:func:`watermark_in_log`). A unit of work reads both
+with the pool's head (:data:`HEAD`): it catches up when records follow, and reports the pool
+RepairNeeded when the watermark's record is gone; the PostgreSQL one-statement paths require
+both, with the config text the store has parsed (:func:`current_with_config`), and otherwise
+leave the call to a unit of work.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import functools
 from typing import Any, cast
 
 from pydantic import BaseModel
-from sqlalchemy import Column, Table, Text, bindparam, func, select
+from sqlalchemy import Column, Table, Text, bindparam, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from agent_pool_store.domain import AgentPoolStoredWake, MessageReceipt, WakeRegistration
@@ -67,6 +69,28 @@ def first_unprojected(pool_id: Any) -> Any:
     )
 
 
+def watermark_in_log(pool_id: Any) -> Any:
+    """Whether the log holds the record at the pool's watermark (or nothing is projected).
+
+    False when records up to the watermark were removed from the log behind the store's
+    back: appending at watermark + 1 would then leave a gap, so the pool is RepairNeeded
+    until ``rebuild``. One probe of the log's primary key.
+
+    The watermark is read from the statement's snapshot (an uncorrelated subquery), not from
+    the row a ``FOR UPDATE`` locks: after waiting for the lock, PostgreSQL re-reads the
+    locked row in its newest version, whose watermark is a record committed after the
+    statement's snapshot, which the probe could not see.
+    """
+    pool = POOLS.alias("watermark_pool")
+    watermark = select(pool.c.projected_seq).where(pool.c.pool_id == pool_id).scalar_subquery()
+    at_watermark = (
+        select(RECORDS.c.seq)
+        .where(RECORDS.c.pool_id == pool_id, RECORDS.c.seq == watermark)
+        .exists()
+    )
+    return or_(watermark == 0, at_watermark)
+
+
 def current_with_config(pool_id: Any) -> tuple[Any, ...]:
     """WHERE clauses: the pool's row, its config is ``:readable_config``, and it is current.
 
@@ -78,6 +102,7 @@ def current_with_config(pool_id: Any) -> tuple[Any, ...]:
         POOLS.c.pool_id == pool_id,
         POOLS.c.config_json == bindparam("readable_config", type_=Text),
         first_unprojected(pool_id).is_(None),
+        watermark_in_log(pool_id),
     )
 
 
@@ -100,9 +125,14 @@ LAST_SEQ = select(func.coalesce(func.max(RECORDS.c.seq), 0)).where(RECORDS.c.poo
 """The highest sequence in the pool's log (0 when empty)."""
 
 HEAD = select(
-    POOLS.c.config_json, POOLS.c.created, POOLS.c.projected_seq, first_unprojected(_POOL_ID)
+    POOLS.c.config_json,
+    POOLS.c.created,
+    POOLS.c.projected_seq,
+    first_unprojected(_POOL_ID),
+    watermark_in_log(_POOL_ID),
 ).where(POOLS.c.pool_id == _POOL_ID)
-"""The pool's row and its first unprojected record (see :meth:`PoolHead.of_row`)."""
+"""The pool's row, its first unprojected record and whether the log holds its watermark
+(see :meth:`PoolHead.of_row`)."""
 
 HEAD_FOR_UPDATE = HEAD.with_for_update(of=POOLS)
 """:data:`HEAD`, locking the pool's row (PostgreSQL; SQLite's unit holds the file's lock)."""

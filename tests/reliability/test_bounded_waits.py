@@ -12,9 +12,11 @@ and the same operation must succeed once the lock is released.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import URL
 
 from agent_pool_store import (
     AgentError,
@@ -24,6 +26,7 @@ from agent_pool_store import (
     MemberJoined,
     RetryClassification,
     SqlAgentPoolStore,
+    open_store,
 )
 from tests.factories import message_pair, wake_triple
 from tests.reliability.workers import EQUAL_CONFIG, Database, Raw
@@ -174,3 +177,77 @@ def test_timeout_leaves_other_store_objects_and_threads_working(database: Databa
             raw.rollback()
     assert store.next_event_sequence(POOL) == 2  # the timed-out attempts consumed nothing
     assert store.verify().ok
+
+
+# --- waits outside the pool's lock ------------------------------------------------------------
+
+
+def test_no_free_pooled_connection_is_a_timeout(database: Database) -> None:
+    """Every pooled connection is checked out: a call waits at most ``lock_timeout`` for
+    one, then fails with Timeout / Retryable (not the pool's raw 30 s TimeoutError), and
+    works again once a connection is returned."""
+    store = database.open(lock_timeout=LOCK_TIMEOUT)
+    store.open_pool(POOL, EQUAL_CONFIG)
+    held = []
+    try:
+        while True:  # take every connection the pool will give (its size and overflow)
+            try:
+                held.append(store.engine.connect())
+            except Exception as error:  # the pool's own checkout timeout
+                assert type(error).__name__ == "TimeoutError"
+                break
+        for call in (
+            lambda: store.join_member(POOL, AgentPoolMember(run_id="run.x", agent_id="a")),
+            lambda: store.message_receipt(POOL, MESSAGE.idempotency_key),
+            lambda: store.snapshot(POOL),
+        ):
+            with pytest.raises(AgentError) as caught:
+                call()
+            assert caught.value.kind is AgentErrorKind.TIMEOUT
+            assert caught.value.retry is RetryClassification.RETRYABLE
+    finally:
+        for connection in held:
+            connection.close()
+    assert store.join_member(POOL, AgentPoolMember(run_id="run.x", agent_id="a")).sequence == 2
+
+
+@pytest.mark.postgresql
+def test_follow_waits_for_the_followers_table_no_longer_than_lock_timeout(pg_url: URL) -> None:
+    store = open_store(pg_url, lock_timeout=LOCK_TIMEOUT)
+    raw = Raw("postgresql", pg_url.set(drivername="postgresql").render_as_string(False))
+    try:
+        store.open_pool(POOL, EQUAL_CONFIG)
+        raw.begin()
+        raw.execute("LOCK TABLE agent_pool_store_followers IN ACCESS EXCLUSIVE MODE")
+        follower = store.follow(POOL, timeout=1)
+        with pytest.raises(AgentError) as caught:
+            next(follower)
+        assert caught.value.retry is RetryClassification.RETRYABLE
+        assert "lock" in caught.value.message
+        raw.rollback()
+        assert [r.cursor.sequence for r in store.follow(POOL, timeout=0)] == [1]
+    finally:
+        raw.close()
+        store.close()
+
+
+@pytest.mark.sqlite
+def test_opening_a_migrated_sqlite_file_does_not_wait_for_its_writer(sqlite_file: Path) -> None:
+    """Another connection holds the file's write lock: opening the (migrated) file and
+    reading it work at once; only a write waits, and times out."""
+    url = f"sqlite:///{sqlite_file}"
+    with open_store(url) as first:
+        first.open_pool(POOL, EQUAL_CONFIG)
+    raw = Raw("sqlite", str(sqlite_file))
+    try:
+        raw.begin()  # BEGIN IMMEDIATE: the file's write lock
+        with open_store(url, lock_timeout=LOCK_TIMEOUT) as store:
+            assert store.snapshot(POOL).cursor == AgentPoolStoreCursor(sequence=1)
+            assert [summary.pool_id for summary in store.pools()] == [POOL]
+            with pytest.raises(AgentError) as caught:
+                store.record_pool_created(POOL)
+            assert caught.value.kind is AgentErrorKind.TIMEOUT
+            raw.rollback()
+            assert store.record_pool_created(POOL).sequence == 2
+    finally:
+        raw.close()

@@ -112,7 +112,8 @@ class PostgresqlDialect:
             )
         lock_ms = max(1, int(settings.lock_timeout * 1000))
         return url.set(drivername="postgresql+psycopg"), {
-            "connect_args": {"options": f"-c lock_timeout={lock_ms}"}
+            "connect_args": {"options": f"-c lock_timeout={lock_ms}"},
+            "pool_timeout": settings.lock_timeout,
         }
 
     def configure_engine(self, engine: Engine) -> None:

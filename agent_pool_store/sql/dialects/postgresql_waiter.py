@@ -62,6 +62,8 @@ class PostgresWaiter:
                 conninfo,
                 autocommit=True,
                 connect_timeout=max(1, round(self._connect_timeout)),
+                # its registration waits for locks no longer than the store's operations do
+                options=f"-c lock_timeout={max(1, int(self._connect_timeout * 1000))}",
             )
         except psycopg.Error as error:
             raise follow_unavailable(self._url, first_line(error)) from None

@@ -66,8 +66,15 @@ class SqliteDialect:
 
     @staticmethod
     def engine_arguments(url: URL, settings: EngineSettings) -> tuple[URL, dict[str, Any]]:
-        """The URL and ``create_engine`` arguments for an engine the store builds."""
-        return url, {"connect_args": {"timeout": settings.lock_timeout}}
+        """The URL and ``create_engine`` arguments for an engine the store builds.
+
+        A file database's connection pool waits at most ``lock_timeout`` for a free
+        connection (an in-memory database has one connection per thread, and no wait).
+        """
+        arguments: dict[str, Any] = {"connect_args": {"timeout": settings.lock_timeout}}
+        if url.database and url.database != ":memory:" and "memory" not in str(url.query):
+            arguments["pool_timeout"] = settings.lock_timeout
+        return url, arguments
 
     def configure_engine(self, engine: Engine) -> None:
         """WAL, busy timeout and ``synchronous`` on connect; our own ``BEGIN`` per unit."""
