@@ -28,7 +28,7 @@ from agent_pool_store.cli.context import CliState
 from agent_pool_store.cli.output import Output
 from agent_pool_store.errors import AgentError, AgentErrorKind
 from agent_pool_store.sql.errors import translate
-from agent_pool_store.sql.settings import DEFAULT_URL, safe_url
+from agent_pool_store.sql.settings import DEFAULT_URL, safe_url, url_secrets
 
 PROG = "agent-pool-store"
 URL_ENV = "AGENT_POOL_STORE_URL"
@@ -47,11 +47,14 @@ class CommandFailedError(click.ClickException):
 
 
 def _redact(text: str, url: URL | None) -> str:
-    """``text`` with the URL's password (and the unmasked URL) replaced by ``***``."""
-    if url is None or not url.password:
+    """``text`` with the URL's secrets (and the unmasked URL) replaced by ``***``."""
+    secrets = url_secrets(url) if url is not None else []
+    if url is None or not secrets:
         return text
     text = text.replace(url.render_as_string(hide_password=False), safe_url(url))
-    return text.replace(str(url.password), "***")
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
 
 
 def _one_line(text: str) -> str:
@@ -65,7 +68,7 @@ def _describe(error: BaseException, state: CliState | None) -> str:
         text = str(error)
         if state is not None and state.pool is not None and repr(state.pool) not in text:
             text = f"pool {state.pool!r}: {text}"
-        if error.kind is AgentErrorKind.HOST_CONFIGURATION_NEEDED and "schema revision" in text:
+        if error.kind is AgentErrorKind.HOST_CONFIGURATION_NEEDED and "upgrade head" in text:
             text += f" (from the command line: {PROG} migrate)"
         return text
     if isinstance(error, exc.SQLAlchemyError):

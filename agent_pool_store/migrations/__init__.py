@@ -14,7 +14,7 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, exc
+from sqlalchemy import Connection, Engine, exc, inspect
 from sqlalchemy.engine import URL
 
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
@@ -93,7 +93,7 @@ def _at_head(url_or_engine: str | URL | Engine) -> bool:
     engine, _ = build_engine(url_or_engine, EngineSettings())
     try:
         with _translated(engine), engine.connect() as connection:
-            return current_of(connection) == head()
+            return checked_revision(connection) == head()
     finally:
         if owns:
             engine.dispose()
@@ -121,10 +121,40 @@ def current(url_or_engine: str | URL | Engine) -> str | None:
         return current_of(connection)
 
 
+def checked_revision(connection: Connection) -> str | None:
+    """:func:`current_of`, checked: this package can migrate the database from there.
+
+    HostConfigurationNeeded for a revision it does not know (a newer package migrated the
+    database), or for none although our tables exist (the version row is missing).
+    """
+    at = current_of(connection)
+    script = ScriptDirectory.from_config(alembic_config())
+    known = {revision.revision for revision in script.walk_revisions()}
+    where = safe_url(connection.engine.url)
+    if at is not None and at not in known:
+        raise AgentError(
+            AgentErrorKind.HOST_CONFIGURATION_NEEDED,
+            RetryClassification.HOST_CONFIGURATION_NEEDED,
+            f"database {where} is at schema revision {at}, which this version of "
+            f"agent-pool-store (latest revision {head()}) does not know: a newer version "
+            "migrated it; upgrade the agent-pool-store package",
+        )
+    if at is None and inspect(connection).has_table("agent_pool_store_pools"):
+        raise AgentError(
+            AgentErrorKind.HOST_CONFIGURATION_NEEDED,
+            RetryClassification.HOST_CONFIGURATION_NEEDED,
+            f"database {where} has agent-pool-store's tables but no revision in "
+            f"{VERSION_TABLE} (made without the migrations, or the row was removed): find "
+            "the revision its tables match and record it with `alembic -x url=URL stamp "
+            "REVISION` from a checkout before migrating",
+        )
+    return at
+
+
 def require_head(engine: Engine) -> None:
     """Raise HostConfigurationNeeded unless the database is at :func:`head`."""
     with _translated(engine), engine.connect() as connection:
-        at = current_of(connection)
+        at = checked_revision(connection)
     if at != head():
         raise AgentError(
             AgentErrorKind.HOST_CONFIGURATION_NEEDED,

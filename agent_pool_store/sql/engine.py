@@ -6,9 +6,10 @@ PostgreSQL: ``lock_timeout``) lives with the dialect, in ``sql/dialects/``.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, exc
 from sqlalchemy.engine import URL, make_url
 
+from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.sql.dialects.protocol import SqlDialect
 from agent_pool_store.sql.dialects.registry import dialect_for, engine_for_url
 from agent_pool_store.sql.forking import forget_connections_in_children
@@ -26,8 +27,22 @@ def build_engine(
     """
     if isinstance(url_or_engine, Engine):
         engine = url_or_engine
+    elif isinstance(url_or_engine, str | URL):
+        try:
+            url = make_url(url_or_engine)
+        except (exc.ArgumentError, ValueError):
+            raise AgentError(  # the text is not shown: it may hold a password
+                AgentErrorKind.HOST_CONFIGURATION_NEEDED,
+                RetryClassification.HOST_CONFIGURATION_NEEDED,
+                "the database URL could not be parsed: use sqlite:///path or "
+                "postgresql+psycopg://user:password@host/database",
+            ) from None
+        engine = engine_for_url(url, settings)
     else:
-        engine = engine_for_url(make_url(url_or_engine), settings)
+        raise AgentError.invalid_argument(
+            "url_or_engine must be a URL (str or sqlalchemy URL) or an Engine, "
+            f"not {type(url_or_engine).__name__}"
+        )
     dialect = dialect_for(engine, settings)
     dialect.configure_engine(engine)
     forget_connections_in_children(engine)

@@ -76,6 +76,12 @@ def translate(error: exc.SQLAlchemyError, what: str) -> AgentError:
         )
     if isinstance(error, exc.DBAPIError):
         detail = first_line(error.orig)
+        if "readonly database" in detail or _sqlstate(error) == "25006":
+            return AgentError(
+                AgentErrorKind.HOST_CONFIGURATION_NEEDED,
+                RetryClassification.HOST_CONFIGURATION_NEEDED,
+                f"{what}: the database is read-only, so nothing can be written: {detail}",
+            )
         if isinstance(error, exc.ProgrammingError) or "no such table" in detail:
             return AgentError(
                 AgentErrorKind.HOST_CONFIGURATION_NEEDED,

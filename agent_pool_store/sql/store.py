@@ -171,6 +171,8 @@ def open_store(
     owns_engine = not isinstance(url_or_engine, Engine)
     engine, dialect = build_engine(url_or_engine, settings)
     try:
+        with engine.connect() as connection:
+            dialect.check_database(connection)
         if auto_upgrade if auto_upgrade is not None else dialect.migrates_on_open:
             migrations.upgrade(engine)
         else:

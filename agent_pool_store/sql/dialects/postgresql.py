@@ -110,9 +110,16 @@ class PostgresqlDialect:
                 RetryClassification.HOST_CONFIGURATION_NEEDED,
                 f"unsupported PostgreSQL driver in {safe_url(url)}: use postgresql+psycopg://",
             )
+        if url.password is None and "password" in url.query:
+            # a password given as a query parameter goes where SQLAlchemy masks it
+            password = url.query["password"]
+            url = url.set(password=password if isinstance(password, str) else password[0])
+            url = url.difference_update_query(["password"])
         lock_ms = max(1, int(settings.lock_timeout * 1000))
         return url.set(drivername="postgresql+psycopg"), {
-            "connect_args": {"options": f"-c lock_timeout={lock_ms}"},
+            # UTF-8 on the wire whatever the database's encoding, so that a database the
+            # store refuses (check_database) can at least be connected to and named
+            "connect_args": {"options": f"-c lock_timeout={lock_ms}", "client_encoding": "utf8"},
             "pool_timeout": settings.lock_timeout,
         }
 
@@ -120,6 +127,17 @@ class PostgresqlDialect:
         """Note each new connection's server session (``lock_timeout`` is a connect argument)."""
         if not event.contains(engine, "connect", _note_session):
             event.listen(engine, "connect", _note_session)
+
+    def check_database(self, connection: Connection) -> None:
+        """The database must store text as UTF-8 (the wire format's JSON is UTF-8)."""
+        encoding = connection.execute(text("SHOW server_encoding")).scalar()
+        if encoding != "UTF8":
+            raise AgentError(
+                AgentErrorKind.HOST_CONFIGURATION_NEEDED,
+                RetryClassification.HOST_CONFIGURATION_NEEDED,
+                f"database {safe_url(connection.engine.url)} has encoding {encoding}, not "
+                "UTF8: the store keeps UTF-8 JSON; create the database with ENCODING 'UTF8'",
+            )
 
     def unit_options(self, *, write: bool) -> dict[str, Any]:
         """Reads see one snapshot for all their statements (REPEATABLE READ)."""

@@ -47,6 +47,10 @@ class SqlDialect(Protocol):
         """Install what every connection of ``engine`` needs (idempotent)."""
         ...
 
+    def check_database(self, connection: Connection) -> None:
+        """Refuse, with a clear AgentError, a database the store cannot keep its data in."""
+        ...
+
     def unit_options(self, *, write: bool) -> dict[str, Any]:
         """Execution options of a unit of work's connection (write lock, isolation)."""
         ...

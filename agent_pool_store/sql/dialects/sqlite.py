@@ -33,6 +33,8 @@ WRITE_OPTION = "agent_pool_store_write"
 """Connection execution option marking a write unit: it begins with ``BEGIN IMMEDIATE``."""
 
 _CONFIGURED: weakref.WeakSet[Engine] = weakref.WeakSet()
+_CONFIGURED_CONNECTION = "agent_pool_store_configured"
+"""Key in a pooled connection's ``info``: the store's pragmas are set on it."""
 
 
 def _enable_wal(cursor: Any, timeout: float) -> None:
@@ -85,7 +87,7 @@ class SqliteDialect:
         busy_ms = max(1, int(settings.lock_timeout * 1000))
 
         @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        def _on_connect(dbapi_connection: Any, record: Any) -> None:
             dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
             cursor = dbapi_connection.cursor()
             try:
@@ -94,11 +96,21 @@ class SqliteDialect:
                 cursor.execute(f"PRAGMA synchronous = {settings.sqlite_synchronous}")
             finally:
                 cursor.close()
+            record.info[_CONFIGURED_CONNECTION] = True
+
+        @event.listens_for(engine, "checkout")
+        def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+            # a connection the engine's pool held before the store configured it
+            if not record.info.get(_CONFIGURED_CONNECTION):
+                _on_connect(dbapi_connection, record)
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Connection) -> None:
             write = connection.get_execution_options().get(WRITE_OPTION, False)
             execute_sql(connection, "BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def check_database(self, connection: Connection) -> None:
+        """Nothing to check: SQLite keeps text as the ``sqlite3`` module hands it over."""
 
     def unit_options(self, *, write: bool) -> dict[str, Any]:
         """A write unit begins with ``BEGIN IMMEDIATE`` (a read unit is one snapshot already)."""
