@@ -460,7 +460,6 @@ def test_import_conflict_is_refused_and_writes_nothing(db: Db, tmp_path: Path) -
         ('{"pool_id":"","seq":1,"payload":{}}\n', "invalid pool_id"),
         ('{"pool_id":"p","seq":0,"payload":{}}\n', "seq must be an integer >= 1"),
         ('{"pool_id":"p","seq":1,"payload":{"type":"nope"}}\n', "line 1: invalid payload"),
-        ('{"pool_id":"p","seq":1,"payload":{"type":"pool_created"}}\n', "not pool_opened"),
         (
             '{"pool_id":"p","seq":1,"payload":{"type":"pool_opened","config":{"message_policy":'
             '{"include_sender_in_pool_broadcast":false},"wake_policy":{"envelope_only":true}}}}\n'
@@ -496,9 +495,10 @@ def test_import_file_problems(db: Db, tmp_path: Path) -> None:
 
 def test_verify_failure_then_rebuild(db: Db) -> None:
     seed(db.url)
-    # the foreign record is not applied yet: verify says so (and changes nothing)
+    # the foreign record is not applied yet: verify says so (and changes nothing), as
+    # information: it is not damage, so the exit status is 0
     pending = run(["--url", db.url, "verify"])
-    assert pending.exit_code == 1
+    assert pending.exit_code == 0
     assert f"{OTHER}: pending: records 3..3 are not in the projections yet" in pending.stdout
     ok(["--url", db.url, "pools"])  # any operation on the pool catches up
     assert ok(["--url", db.url, "verify"]).stdout == "verified 2 pool(s), 13 record(s): ok\n"

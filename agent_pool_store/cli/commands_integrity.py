@@ -26,18 +26,16 @@ def verify(state: CliState, pool: str | None) -> None:
         report = VerificationReport()
         with output.progress("verifying pools", len(pools)) as bar:
             for each in pools:
-                part = store.verify(each)
-                report.pools.extend(part.pools)
-                report.records += part.records
-                report.differences.extend(part.differences)
+                report.add(store.verify(each))
                 bar.advance(1)
     summary, *details = str(report).splitlines()
     if output.rich:
         output.render(Text(summary, style="bold green" if report.ok else "bold red"))
-        if report.differences:
+        if report.differences or report.pending:
             output.table(
                 ["pool_id", "seq", "check", "detail"],
-                [[d.pool_id, d.seq, d.check, d.detail] for d in report.differences],
+                [[d.pool_id, d.seq, d.check, d.detail] for d in report.differences]
+                + [[d.pool_id, d.seq, d.check, d.detail] for d in report.pending],
             )
     else:
         output.line(summary)

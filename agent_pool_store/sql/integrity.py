@@ -40,18 +40,30 @@ class VerificationReport:
     pools: list[str] = field(default_factory=list)
     records: int = 0
     differences: list[Difference] = field(default_factory=list)
+    """Damage: what ``ok`` is about."""
+    pending: list[Difference] = field(default_factory=list)
+    """Information, not damage: records another writer appended that the projections have
+    not applied yet (check ``pending``); the next operation on the pool applies them."""
 
     @property
     def ok(self) -> bool:
-        """Whether nothing was found."""
+        """Whether no damage was found (pending records are not damage)."""
         return not self.differences
+
+    def add(self, other: VerificationReport) -> None:
+        """Add another report's pools, records and findings to this one."""
+        self.pools.extend(other.pools)
+        self.records += other.records
+        self.differences.extend(other.differences)
+        self.pending.extend(other.pending)
 
     def __str__(self) -> str:
         head = (
             f"verified {len(self.pools)} pool(s), {self.records} record(s): "
             f"{'ok' if self.ok else f'{len(self.differences)} difference(s)'}"
         )
-        return "\n".join([head, *(f"  {difference}" for difference in self.differences)])
+        found = [*self.differences, *self.pending]
+        return "\n".join([head, *(f"  {difference}" for difference in found)])
 
 
 def _compare(
@@ -72,7 +84,7 @@ def _compare(
     return differences
 
 
-def verify_pool(uow: SqlUnitOfWork, pool_id: str) -> tuple[int, list[Difference]]:
+def verify_pool(uow: SqlUnitOfWork, pool_id: str) -> VerificationReport:
     """Check one pool: contiguous cursors, readable payloads, projections equal a replay."""
     head = uow.pools.head(pool_id, lock=False)
     watermark = head.projected_seq if head else 0
@@ -98,9 +110,10 @@ def verify_pool(uow: SqlUnitOfWork, pool_id: str) -> tuple[int, list[Difference]
         if len(rows) < VERIFY_BATCH:
             break
         after = rows[-1][0]
+    report = VerificationReport(pools=[pool_id], records=count, differences=differences)
     last = expected_seq - 1
     if last > watermark:
-        differences.append(
+        report.pending.append(
             Difference(
                 pool_id,
                 "pending",
@@ -109,7 +122,7 @@ def verify_pool(uow: SqlUnitOfWork, pool_id: str) -> tuple[int, list[Difference]
             )
         )
     if head is None:
-        return count, differences
+        return report
     if watermark > last:
         differences.append(
             Difference(pool_id, "projection", f"watermark {watermark} is past the log's end {last}")
@@ -126,7 +139,7 @@ def verify_pool(uow: SqlUnitOfWork, pool_id: str) -> tuple[int, list[Difference]
     }
     for name, expected in replay.items():
         differences.extend(_compare(pool_id, name, expected, projection[name]))
-    return count, differences
+    return report
 
 
 def rebuild_pool(uow: SqlUnitOfWork, pool_id: str) -> None:

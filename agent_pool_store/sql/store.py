@@ -71,20 +71,16 @@ class SqlAgentPoolStore(PoolStoreOperations[SqlRunner]):
     def verify(self, pool_id: str | None = None) -> VerificationReport:
         """Check one pool, or every pool, without changing anything.
 
-        Reports cursor gaps or repeats, unreadable payloads, records not yet applied to the
-        projections, and every projection that differs from a fresh replay of the log.
+        Reports cursor gaps or repeats, unreadable payloads and every projection that
+        differs from a fresh replay of the log (``differences``: damage), and, as
+        information, records another writer appended that are not applied yet (``pending``).
         """
         pools = [arguments.identifier("pool_id", pool_id)] if pool_id is not None else None
         report = VerificationReport()
         if pools is None:
             pools = self._runner.read(lambda uow: uow.pools.pool_ids(), action="verify")
         for each in pools:
-            count, differences = self._runner.read(
-                functools.partial(verify_pool, pool_id=each), action="verify"
-            )
-            report.pools.append(each)
-            report.records += count
-            report.differences.extend(differences)
+            report.add(self._runner.read(functools.partial(verify_pool, pool_id=each), "verify"))
         return report
 
     def rebuild(self, pool_id: str) -> int:

@@ -227,7 +227,8 @@ def read_import(
     """Every record of ``lines`` checked, grouped by pool (in file order).
 
     Blank lines are skipped. Each pool's records must be numbered 1, 2, 3 … in file order
-    (pools may interleave), and its first record must be ``pool_opened``.
+    (pools may interleave). A log may start with any record the reference writes first
+    (``pool_opened``, or ``pool_created``, which it allows before opening).
     """
     total = len(lines) if isinstance(lines, Sized) else None
     pools: dict[str, list[ImportedRecord]] = {}
@@ -244,11 +245,6 @@ def read_import(
                 number,
                 f"pool {record.pool_id!r} record seq {record.seq} out of order: expected seq "
                 f"{expected} (each pool's records are numbered 1, 2, 3 … in file order)",
-            )
-        if expected == 1 and record.kind != "pool_opened":
-            raise ImportFormatError(
-                number,
-                f"pool {record.pool_id!r} starts with {record.kind}, not pool_opened",
             )
         records.append(record)
     if progress is not None and total is not None:
@@ -273,7 +269,7 @@ def import_records(
     """Import export lines into pools that have no records yet, keeping every cursor.
 
     Every line is checked first (JSON, keys, identifiers, payloads, sequences 1, 2, 3 … per
-    pool starting with ``pool_opened``): a bad line raises :class:`ImportFormatError` naming
+    pool): a bad line raises :class:`ImportFormatError` naming
     it. Then, in one transaction holding the write lock of every pool in the file, the rows
     are inserted with their sequences and the pools' projections built from them. If any of
     those pools already has records, nothing is written and AgentError UserActionNeeded

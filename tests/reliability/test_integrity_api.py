@@ -115,14 +115,6 @@ DAMAGES = {
         f"watermark {LAST + 5} is past the log's end {LAST}",
         repairable=True,
     ),
-    "record appended behind the store's back": Damage(
-        lambda raw: raw.insert_record(
-            POOL, LAST + 1, LATE_MEMBER.type, LATE_MEMBER.model_dump_json()
-        ),
-        [("pending", None)],
-        f"records {LAST + 1}..{LAST + 1} are not in the projections yet",
-        repairable=True,
-    ),
     "malformed payload": Damage(
         lambda raw: set_payload(raw, 5, "{bad"),
         [("payload", 5), ("projection", None)],  # and run.c is then not in the replay
@@ -271,7 +263,24 @@ def test_rebuild_catches_up_a_pool_written_only_by_another_implementation(
     assert RECORD_PAYLOAD.validate_json(rows[0][1]).type == "pool_opened"
     store = database.open()
     report = store.verify()
-    assert [(d.pool_id, d.check) for d in report.differences] == [(POOL, "pending")]
+    assert report.ok and [(d.pool_id, d.check) for d in report.pending] == [(POOL, "pending")]
     assert store.rebuild(POOL) == 2
     assert store.verify().ok
     assert_same_as(store, in_memory_replay(raw))
+
+
+def test_records_another_writer_appended_are_pending_not_damage(database: Database) -> None:
+    """A record appended behind the store's back (as the reference does) is reported as
+    pending, as information: the report is ok; the next operation applies it."""
+    store = database.open()
+    populate(store, POOL)
+    raw = database.raw()
+    raw.insert_record(POOL, LAST + 1, LATE_MEMBER.type, LATE_MEMBER.model_dump_json())
+    report = store.verify()
+    assert report.ok and report.differences == []
+    assert [(d.pool_id, d.check) for d in report.pending] == [(POOL, "pending")]
+    assert f"records {LAST + 1}..{LAST + 1} are not in the projections yet" in str(report)
+    assert str(report).splitlines()[0].endswith(": ok")
+    assert store.snapshot(POOL).cursor.sequence == LAST + 1  # caught up
+    after = store.verify()
+    assert after.ok and after.pending == []
