@@ -108,12 +108,16 @@ class AgentError(Exception):
         )
 
     @classmethod
-    def unreadable_record(cls, pool_id: str, seq: int, reason: str) -> AgentError:
-        """A stored record of a pool cannot be read; the pool needs repair."""
+    def unreadable_record(cls, pool_id: str, seq: object, reason: str) -> AgentError:
+        """A stored record of a pool cannot be read; the pool needs repair.
+
+        ``seq`` is the record's stored sequence, whatever a foreign writer stored there.
+        """
+        shown = seq if isinstance(seq, int) else repr(seq)
         return cls(
             AgentErrorKind.INVALID_STATE_TRANSITION,
             RetryClassification.REPAIR_NEEDED,
-            f"agent pool {pool_id!r} record seq {seq} cannot be read: {reason}",
+            f"agent pool {pool_id!r} record seq {shown} cannot be read: {reason}",
         )
 
     @classmethod

@@ -73,11 +73,15 @@ def _damaged_summary(runner: SqlRunner, pool_id: str, problem: str) -> PoolSumma
 
     def work(uow: SqlUnitOfWork) -> PoolSummary:
         head = uow.pools.head(pool_id, lock=False) or PoolHead.absent()
+        try:
+            cursor = uow.records.last_seq(pool_id)
+        except AgentError:  # the last row's seq is not an integer: no cursor to show
+            cursor = head.projected_seq
         return PoolSummary(
             pool_id=pool_id,
             records=uow.records.count(pool_id),
             members=uow.projections(pool_id).member_count(),
-            cursor=uow.records.last_seq(pool_id),
+            cursor=cursor,
             created=head.created,
             opened=head.config_json is not None,
             problem=problem,

@@ -6,11 +6,13 @@ pool's projections from its log.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from agent_pool_store.domain import PoolState
 from agent_pool_store.errors import AgentError
-from agent_pool_store.sql.parsing import parse_payload
+from agent_pool_store.sql.parsing import checked_row, parse_payload
 from agent_pool_store.sql.unit_of_work import SqlUnitOfWork
 
 VERIFY_BATCH = 1000
@@ -84,32 +86,71 @@ def _compare(
     return differences
 
 
+def _log_rows(uow: SqlUnitOfWork, pool_id: str) -> Iterator[tuple[object, object]]:
+    """The pool's log rows after seq 0 as stored, :data:`VERIFY_BATCH` per statement."""
+    after: object = 0
+    while True:
+        try:
+            rows: Sequence[tuple[object, object]] = uow.records.rows_after(
+                pool_id, cast("int", after), VERIFY_BATCH
+            )
+        except AgentError:  # a payload the driver cannot decode: decode the batch here
+            rows = uow.records.rows_decoded_here(pool_id, after, VERIFY_BATCH)
+        yield from rows
+        if len(rows) < VERIFY_BATCH:
+            return
+        after = rows[-1][0]
+
+
+def _checked(pool_id: str, stored_seq: object, stored_json: object) -> tuple[int, str] | Difference:
+    """A row's seq and payload text, or the difference that says why it cannot be read."""
+    try:
+        if stored_json is None and isinstance(stored_seq, int) and stored_seq >= 1:
+            raise AgentError.unreadable_record(
+                pool_id, stored_seq, "its payload_json is not valid UTF-8"
+            )
+        return checked_row(pool_id, stored_seq, stored_json)
+    except AgentError as error:
+        if isinstance(stored_seq, int) and not isinstance(stored_seq, bool) and stored_seq >= 1:
+            return Difference(pool_id, "payload", error.message, stored_seq)
+        return Difference(pool_id, "cursor", error.message)
+
+
 def verify_pool(uow: SqlUnitOfWork, pool_id: str) -> VerificationReport:
-    """Check one pool: contiguous cursors, readable payloads, projections equal a replay."""
+    """Check one pool: contiguous cursors, readable payloads, projections equal a replay.
+
+    Rows a foreign writer left unreadable (a seq below 1 or not an integer, a payload that is
+    not text or not UTF-8) are differences too; the check goes on past them.
+    """
     head = uow.pools.head(pool_id, lock=False)
     watermark = head.projected_seq if head else 0
-    differences: list[Difference] = []
+    differences = [
+        Difference(pool_id, "cursor", f"record seq {seq!r} is below 1: sequences start at 1")
+        for seq in uow.records.below_one(pool_id)
+    ]
     state = PoolState()
-    expected_seq, count, after = 1, 0, 0
-    while True:
-        rows = uow.records.rows_after(pool_id, after, VERIFY_BATCH)
-        for seq, payload_json in rows:
-            count += 1
-            if seq != expected_seq:
-                differences.append(
-                    Difference(pool_id, "cursor", f"expected seq {expected_seq}, found {seq}", seq)
-                )
-            expected_seq = seq + 1
-            try:
-                payload = parse_payload(pool_id, seq, payload_json)
-            except AgentError as error:
-                differences.append(Difference(pool_id, "payload", error.message, seq))
-                continue
-            if seq <= watermark:
-                state.apply(seq, payload)
-        if len(rows) < VERIFY_BATCH:
-            break
-        after = rows[-1][0]
+    expected_seq, count = 1, 0
+    for stored_seq, stored_json in _log_rows(uow, pool_id):
+        count += 1
+        checked = _checked(pool_id, stored_seq, stored_json)
+        if isinstance(checked, Difference):
+            differences.append(checked)
+            if checked.seq is not None:
+                expected_seq = checked.seq + 1
+            continue
+        seq, payload_json = checked
+        if seq != expected_seq:
+            differences.append(
+                Difference(pool_id, "cursor", f"expected seq {expected_seq}, found {seq}", seq)
+            )
+        expected_seq = seq + 1
+        try:
+            payload = parse_payload(pool_id, seq, payload_json)
+        except AgentError as error:
+            differences.append(Difference(pool_id, "payload", error.message, seq))
+            continue
+        if seq <= watermark:
+            state.apply(seq, payload)
     report = VerificationReport(pools=[pool_id], records=count, differences=differences)
     last = expected_seq - 1
     if last > watermark:

@@ -25,6 +25,23 @@ def parse_projection(pool_id: str, model: type[M], json: str, area: str) -> M:
         raise AgentError.damaged_projection(pool_id, area, _reason(error)) from None
 
 
+def checked_row(pool_id: str, seq: object, payload_json: object) -> tuple[int, str]:
+    """A log row as the store reads it: an integer ``seq`` of 1 or more, a text payload.
+
+    A row a foreign writer left otherwise (SQLite stores what it is given: a ``seq`` as
+    text, a payload as a BLOB; any database: a ``seq`` of 0 or below) is AgentError
+    RepairNeeded naming the pool and the sequence as stored.
+    """
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise AgentError.unreadable_record(pool_id, seq, "its seq is not an integer")
+    if seq < 1:
+        raise AgentError.unreadable_record(pool_id, seq, "sequences start at 1")
+    if not isinstance(payload_json, str):
+        reason = f"its payload_json is stored as {type(payload_json).__name__}, not text"
+        raise AgentError.unreadable_record(pool_id, seq, reason)
+    return seq, payload_json
+
+
 def parse_payload(pool_id: str, seq: int, payload_json: str) -> AgentPoolStoreRecordPayload:
     """A stored payload, or AgentError RepairNeeded naming the pool and sequence."""
     try:

@@ -25,8 +25,9 @@ class PoolHead:
     """The projection watermark: the last record applied to the projections."""
     behind: bool
     """Whether the log holds records past the watermark (another writer's, to catch up)."""
-    watermark_in_log: bool = True
-    """Whether the log holds the record at the watermark (False: records were removed)."""
+    log_sound: bool = True
+    """Whether the log holds the record at the watermark and no record below seq 1 (see
+    :func:`agent_pool_store.sql.statements.log_is_sound`)."""
     transaction_id: str | None = None
     """The unit's transaction id, where the dialect reads it with a locked head
     (PostgreSQL): what settles a ``COMMIT`` whose reply was lost."""
@@ -40,8 +41,8 @@ class PoolHead:
     def of_row(cls, row: Sequence[Any]) -> PoolHead:
         """From the head statement's row (:data:`agent_pool_store.sql.statements.HEAD`).
 
-        ``(config_json, created, projected_seq, first unprojected seq or NULL, watermark in
-        log)``; a sixth column, where the dialect reads one, is the unit's transaction id.
+        ``(config_json, created, projected_seq, first unprojected seq or NULL, log sound)``;
+        a sixth column, where the dialect reads one, is the unit's transaction id.
         """
         return cls(
             exists=True,
@@ -49,7 +50,7 @@ class PoolHead:
             created=bool(row[1]),
             projected_seq=int(row[2]),
             behind=row[3] is not None,
-            watermark_in_log=bool(row[4]),
+            log_sound=bool(row[4]),
             transaction_id=row[5] if len(row) > 5 else None,
         )
 

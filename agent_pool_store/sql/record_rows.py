@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import overload
 
 from agent_pool_store.domain import AgentPoolStoreRecord
-from agent_pool_store.sql.parsing import parse_payload
+from agent_pool_store.sql.parsing import checked_row, parse_payload
 
 
 class RecordRows(Sequence[AgentPoolStoreRecord]):
@@ -24,6 +24,7 @@ class RecordRows(Sequence[AgentPoolStoreRecord]):
         self.rows = rows
 
     def _record(self, seq: int, payload_json: str) -> AgentPoolStoreRecord:
+        seq, payload_json = checked_row(self.pool_id, seq, payload_json)
         payload = parse_payload(self.pool_id, seq, payload_json)
         return AgentPoolStoreRecord.model_validate(
             {"pool_id": self.pool_id, "cursor": {"sequence": seq}, "payload": payload}

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import TypeVar, cast
 
 from pydantic import BaseModel
-from sqlalchemy import Column, Connection, delete, select
+from sqlalchemy import Column, Connection, delete, exc, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from agent_pool_store.domain import (
@@ -22,6 +22,7 @@ from agent_pool_store.domain import (
     AgentPoolStoredWake,
     PoolState,
 )
+from agent_pool_store.errors import AgentError
 from agent_pool_store.sql import statements
 from agent_pool_store.sql.dialects.protocol import SqlDialect
 from agent_pool_store.sql.parsing import parse_projection
@@ -49,15 +50,77 @@ class RecordRepository:
         self.connection = connection
 
     def rows_after(self, pool_id: str, seq: int, limit: int) -> Sequence[tuple[int, str]]:
-        """Up to ``limit`` ``(seq, payload_json)`` after ``seq``, in order."""
+        """Up to ``limit`` ``(seq, payload_json)`` after ``seq``, in order.
+
+        The rows are as stored: a foreign writer's row may hold other types (see
+        :func:`~agent_pool_store.sql.parsing.checked_row`). A payload the driver cannot
+        decode (SQLite text that is not UTF-8) is AgentError RepairNeeded naming its seq.
+        """
+        parameters = {"pool_id": pool_id, "after": seq, "limit": limit}
+        try:
+            rows = self.connection.execute(statements.ROWS_AFTER, parameters).all()
+        except exc.OperationalError as error:
+            if "decode" not in str(error.orig).lower():
+                raise
+            bad = self.undecodable_seq(pool_id, seq, limit)
+            if bad is None:
+                raise
+            raise AgentError.unreadable_record(
+                pool_id, bad, "its payload_json is not valid UTF-8"
+            ) from None
+        return cast("list[tuple[int, str]]", rows)  # a Row is a tuple
+
+    def rows_decoded_here(
+        self, pool_id: str, seq: object, limit: int
+    ) -> list[tuple[object, str | None]]:
+        """:meth:`rows_after`'s rows, with the payloads decoded here.
+
+        ``None`` stands for a payload that is not valid UTF-8 (for reports that go on past
+        such a row).
+        """
         rows = self.connection.execute(
-            statements.ROWS_AFTER, {"pool_id": pool_id, "after": seq, "limit": limit}
+            statements.ROWS_AFTER_AS_BYTES, {"pool_id": pool_id, "after": seq, "limit": limit}
         )
-        return cast("list[tuple[int, str]]", rows.all())  # a Row is a tuple
+        decoded: list[tuple[object, str | None]] = []
+        for row_seq, payload in rows:
+            try:
+                decoded.append((row_seq, bytes(payload).decode("utf-8")))
+            except UnicodeDecodeError:
+                decoded.append((row_seq, None))
+        return decoded
+
+    def undecodable_seq(self, pool_id: str, seq: int, limit: int) -> int | None:
+        """The first of :meth:`rows_after`'s rows whose payload is not valid UTF-8."""
+        for row_seq, payload in self.rows_decoded_here(pool_id, seq, limit):
+            if payload is None and isinstance(row_seq, int):
+                return row_seq
+        return None
+
+    def below_one(self, pool_id: str) -> list[object]:
+        """The sequences below 1 in the pool's log (a foreign writer's damage), in order."""
+        return list(self.connection.execute(statements.BELOW_ONE, {"pool_id": pool_id}).scalars())
+
+    def unsound_log(self, pool_id: str, projected_seq: int) -> AgentError:
+        """Why a pool whose head says its log is not sound cannot be served."""
+        below = self.below_one(pool_id)
+        if below:
+            return AgentError.unreadable_record(pool_id, below[0], "sequences start at 1")
+        return AgentError.damaged_projection(
+            pool_id,
+            "watermark",
+            f"it is at seq {projected_seq}, but the log has no record {projected_seq}: "
+            "records were removed",
+        )
 
     def last_seq(self, pool_id: str) -> int:
-        """The highest sequence in the pool's log (0 when empty)."""
-        return int(self.connection.execute(statements.LAST_SEQ, {"pool_id": pool_id}).scalar_one())
+        """The highest sequence in the pool's log (0 when empty).
+
+        RepairNeeded if that is not an integer (SQLite keeps a foreign writer's text there).
+        """
+        last = self.connection.execute(statements.LAST_SEQ, {"pool_id": pool_id}).scalar_one()
+        if not isinstance(last, int):
+            raise AgentError.unreadable_record(pool_id, last, "its seq is not an integer")
+        return last
 
     def count(self, pool_id: str | None = None) -> int:
         """How many records one pool (or, with ``None``, every pool) holds."""

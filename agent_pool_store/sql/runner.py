@@ -43,7 +43,7 @@ from agent_pool_store.operations import Lookup, PoolUnit
 from agent_pool_store.sql import statements
 from agent_pool_store.sql.dialects.protocol import SqlDialect
 from agent_pool_store.sql.errors import is_transient, timeout_error, translate
-from agent_pool_store.sql.parsing import parse_payload, parse_projection
+from agent_pool_store.sql.parsing import checked_row, parse_payload, parse_projection
 from agent_pool_store.sql.pool_head import PoolHead
 from agent_pool_store.sql.projection_batch import ProjectionBatch
 from agent_pool_store.sql.record_rows import RecordRows
@@ -229,12 +229,21 @@ class SqlRunner:
         return SqlUnitOfWork(self.engine, self.dialect, write=write)
 
     def read(self, work: Callable[[SqlUnitOfWork], T], action: str | None = None) -> T:
-        """Run ``work`` in one read unit of work; database errors leave as AgentError."""
-        try:
-            with self.unit_of_work(write=False) as uow:
-                return work(uow)
-        except exc.SQLAlchemyError as error:
-            raise translate(error, self._what(action)) from None
+        """Run ``work`` in one read unit of work; database errors leave as AgentError.
+
+        A unit whose connection was lost (a pooled connection the server closed) runs once
+        more on a fresh one, as :meth:`run` does.
+        """
+        for attempt in (1, 2):
+            try:
+                with self.unit_of_work(write=False) as uow:
+                    return work(uow)
+            except exc.DBAPIError as error:
+                if not (error.connection_invalidated and attempt == 1):
+                    raise translate(error, self._what(action)) from None
+            except exc.SQLAlchemyError as error:
+                raise translate(error, self._what(action)) from None
+        raise AssertionError("unreachable")
 
     def run(
         self,
@@ -300,32 +309,41 @@ class SqlRunner:
             head = uow.pools.head(pool_id, lock=True)
             assert head is not None
             uow.transaction_id = head.transaction_id
-        if not head.watermark_in_log and catch_up:
-            raise AgentError.damaged_projection(
-                pool_id,
-                "watermark",
-                f"it is at seq {head.projected_seq}, but the log has no record "
-                f"{head.projected_seq}: records were removed",
-            )
+        if not head.log_sound and catch_up:
+            raise uow.records.unsound_log(pool_id, head.projected_seq)
         if head.behind and catch_up:
             if not uow.write:
                 raise _CatchUpNeededError
             head = self.catch_up(uow, pool_id, head.projected_seq)
         return SqlPoolUnit(uow, pool_id, head, self.configs)
 
-    def catch_up(self, uow: SqlUnitOfWork, pool_id: str, projected_seq: int) -> PoolHead:
+    def catch_up(
+        self, uow: SqlUnitOfWork, pool_id: str, projected_seq: int, *, gaps: bool = False
+    ) -> PoolHead:
         """Apply the pool's records after ``projected_seq`` to its projections.
 
         Records are applied :data:`CATCH_UP_BATCH` at a time; ``uow`` holds the pool's write
-        lock. Returns the pool's head afterwards.
+        lock. Returns the pool's head afterwards. A row that is not a readable record, or
+        (unless ``gaps``: rebuild replays what is there) one that does not follow the one
+        before it, is AgentError RepairNeeded naming the pool and its seq, and nothing is
+        applied.
         """
         projections = uow.projections(pool_id)
-        seq = projected_seq
+        seq = previous = projected_seq
         while True:
             rows = uow.records.rows_after(pool_id, seq, CATCH_UP_BATCH)
             batch = ProjectionBatch()
-            for row_seq, payload_json in rows:
+            for stored_seq, stored_json in rows:
+                row_seq, payload_json = checked_row(pool_id, stored_seq, stored_json)
+                if not gaps and row_seq != previous + 1:
+                    raise AgentError.unreadable_record(
+                        pool_id,
+                        row_seq,
+                        f"it follows seq {previous}: records {previous + 1}..{row_seq - 1} "
+                        "are missing",
+                    )
                 apply_payload(batch.at(row_seq), parse_payload(pool_id, row_seq, payload_json))
+                previous = row_seq
             if rows:
                 projections.write(batch)
                 seq = batch.seq

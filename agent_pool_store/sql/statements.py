@@ -20,7 +20,18 @@ import functools
 from typing import Any, cast
 
 from pydantic import BaseModel
-from sqlalchemy import Column, Table, Text, bindparam, func, or_, select
+from sqlalchemy import (
+    Column,
+    LargeBinary,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import InstrumentedAttribute
 
 from agent_pool_store.domain import AgentPoolStoredWake, MessageReceipt, WakeRegistration
@@ -91,6 +102,17 @@ def watermark_in_log(pool_id: Any) -> Any:
     return or_(watermark == 0, at_watermark)
 
 
+def log_is_sound(pool_id: Any) -> Any:
+    """Whether the log is sound: the two things a unit checks before it serves the pool.
+
+    The log holds the record at the watermark (:func:`watermark_in_log`) and no record with
+    a sequence below 1. Both are index probes; which one failed is found out only when one did
+    (``RecordRepository.unsound_log``).
+    """
+    below_one = select(RECORDS.c.seq).where(RECORDS.c.pool_id == pool_id, RECORDS.c.seq < 1)
+    return and_(watermark_in_log(pool_id), ~below_one.exists())
+
+
 def current_with_config(pool_id: Any) -> tuple[Any, ...]:
     """WHERE clauses: the pool's row, its config is ``:readable_config``, and it is current.
 
@@ -102,7 +124,7 @@ def current_with_config(pool_id: Any) -> tuple[Any, ...]:
         POOLS.c.pool_id == pool_id,
         POOLS.c.config_json == bindparam("readable_config", type_=Text),
         first_unprojected(pool_id).is_(None),
-        watermark_in_log(pool_id),
+        log_is_sound(pool_id),
     )
 
 
@@ -121,6 +143,21 @@ ROWS_AFTER = (
 )
 """Up to ``:limit`` ``(seq, payload_json)`` of the pool after ``:after``, in order."""
 
+BELOW_ONE = (
+    select(RECORDS.c.seq)
+    .where(RECORDS.c.pool_id == _POOL_ID, RECORDS.c.seq < 1)
+    .order_by(RECORDS.c.seq)
+)
+"""The pool's records with a sequence below 1 (none a valid writer leaves)."""
+
+ROWS_AFTER_AS_BYTES = (
+    select(RECORDS.c.seq, sql_cast(RECORDS.c.payload_json, LargeBinary))
+    .where(RECORDS.c.pool_id == _POOL_ID, RECORDS.c.seq > bindparam("after"))
+    .order_by(RECORDS.c.seq)
+    .limit(bindparam("limit"))
+)
+""":data:`ROWS_AFTER` with the payloads as bytes (to find one that is not valid UTF-8)."""
+
 LAST_SEQ = select(func.coalesce(func.max(RECORDS.c.seq), 0)).where(RECORDS.c.pool_id == _POOL_ID)
 """The highest sequence in the pool's log (0 when empty)."""
 
@@ -129,10 +166,10 @@ HEAD = select(
     POOLS.c.created,
     POOLS.c.projected_seq,
     first_unprojected(_POOL_ID),
-    watermark_in_log(_POOL_ID),
+    log_is_sound(_POOL_ID),
 ).where(POOLS.c.pool_id == _POOL_ID)
-"""The pool's row, its first unprojected record and whether the log holds its watermark
-(see :meth:`PoolHead.of_row`)."""
+"""The pool's row, its first unprojected record and whether its log is sound (see
+:meth:`PoolHead.of_row`)."""
 
 HEAD_FOR_UPDATE = HEAD.with_for_update(of=POOLS)
 """:data:`HEAD`, locking the pool's row (PostgreSQL; SQLite's unit holds the file's lock)."""

@@ -96,7 +96,7 @@ class SqlAgentPoolStore(PoolStoreOperations[SqlRunner]):
             if not unit.uow.records.last_seq(pool_id):
                 raise AgentError.pool_not_opened(self._runner.store_name)  # no log to rebuild
             rebuild_pool(unit.uow, pool_id)
-            return self._runner.catch_up(unit.uow, pool_id, 0).projected_seq
+            return self._runner.catch_up(unit.uow, pool_id, 0, gaps=True).projected_seq
 
         return self._runner.run(pool_id, write=True, work=work, catch_up=False)
 

@@ -29,7 +29,7 @@ from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassificat
 from agent_pool_store.operations import PoolUnit
 from agent_pool_store.sql import statements
 from agent_pool_store.sql.integrity import rebuild_pool
-from agent_pool_store.sql.parsing import parse_payload
+from agent_pool_store.sql.parsing import checked_row, parse_payload
 from agent_pool_store.sql.runner import SqlPoolUnit, SqlRunner
 from agent_pool_store.sql.unit_of_work import SqlUnitOfWork
 
@@ -62,6 +62,10 @@ def _rows_after(uow: SqlUnitOfWork, pool_id: str, after: int) -> Sequence[tuple[
     return uow.records.rows_after(pool_id, after, EXPORT_BATCH)
 
 
+def _below_one(uow: SqlUnitOfWork, pool_id: str) -> list[object]:
+    return uow.records.below_one(pool_id)
+
+
 def export_records(runner: SqlRunner, pools: Iterable[str]) -> Iterator[str]:
     """The records of ``pools``, in the order given, as export lines without newline.
 
@@ -80,10 +84,22 @@ def export_records(runner: SqlRunner, pools: Iterable[str]) -> Iterator[str]:
                 RetryClassification.REPAIR_NEEDED,
                 f"agent pool {pool!r} cannot be exported: invalid pool id: {error}",
             ) from None
+        below = runner.read(functools.partial(_below_one, pool_id=pool))
+        if below:
+            raise AgentError.unreadable_record(pool, below[0], "sequences start at 1")
         after = 0
         while True:
             rows = runner.read(functools.partial(_rows_after, pool_id=pool, after=after))
-            for seq, payload_json in rows:
+            for stored_seq, stored_json in rows:
+                seq, payload_json = checked_row(pool, stored_seq, stored_json)
+                if seq != after + 1:  # an export with a gap could not be imported
+                    raise AgentError.unreadable_record(
+                        pool,
+                        seq,
+                        f"it follows seq {after}: records {after + 1}..{seq - 1} "
+                        "are missing, so the pool cannot be exported",
+                    )
+                after = seq
                 parse_payload(pool, seq, payload_json)
                 if "\n" in payload_json or "\r" in payload_json:
                     raise AgentError(
@@ -95,7 +111,6 @@ def export_records(runner: SqlRunner, pools: Iterable[str]) -> Iterator[str]:
                 yield export_line(pool, seq, payload_json)
             if len(rows) < EXPORT_BATCH:
                 break
-            after = rows[-1][0]
 
 
 # -- import ------------------------------------------------------------------------------------
