@@ -7,8 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from pydantic import BaseModel
-
 from agent_pool_store.domain import (
     AgentPoolMember,
     AgentPoolSnapshot,
@@ -103,13 +101,17 @@ class _MemoryRunner:
                 backing.appended.notify_all()
             return result
 
-    def try_append(
-        self, pool_id: str, payload: AgentPoolStoreRecordPayload, payload_json: str
-    ) -> AgentPoolStoreCursor | None:
-        return None
+    def append(
+        self,
+        pool_id: str,
+        payload: AgentPoolStoreRecordPayload,
+        payload_json: str,
+        work: Callable[[PoolUnit], AgentPoolStoreCursor],
+    ) -> AgentPoolStoreCursor:
+        return self.run(pool_id, write=True, work=work)
 
-    def try_look_up(self, pool_id: str, lookup: Lookup, key: str) -> tuple[BaseModel | None] | None:
-        return None
+    def look_up(self, pool_id: str, lookup: Lookup, key: str, work: Callable[[PoolUnit], T]) -> T:
+        return self.run(pool_id, write=False, work=work)
 
     def open_waiter(self, pool_id: str, poll_interval: float) -> Waiter:
         backing = self.backing

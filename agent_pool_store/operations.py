@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Generic, Literal, Protocol, TypeVar, cast
+from typing import Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -53,7 +53,7 @@ T = TypeVar("T")
 
 Lookup = Literal["message_receipt", "wake_registration", "wake"]
 """The look-ups by key a runner may answer without a unit of work
-(:meth:`PoolRunner.try_look_up`), named as the :class:`PoolUnit` methods they stand for."""
+(:meth:`PoolRunner.look_up`), named as the :class:`PoolUnit` methods they stand for."""
 
 MAX_STORED_SEQUENCE = 2**63 - 1
 """Sequences are stored as signed 64-bit integers; a cursor at or past this has no records
@@ -127,23 +127,27 @@ class PoolRunner(Protocol):
         """
         ...
 
-    def try_append(
-        self, pool_id: str, payload: AgentPoolStoreRecordPayload, payload_json: str
-    ) -> AgentPoolStoreCursor | None:
-        """Append a record that needs nothing but an opened pool, without a unit of work.
+    def append(
+        self,
+        pool_id: str,
+        payload: AgentPoolStoreRecordPayload,
+        payload_json: str,
+        work: Callable[[PoolUnit], AgentPoolStoreCursor],
+    ) -> AgentPoolStoreCursor:
+        """Append a record that needs nothing but an opened pool, by the shortest path.
 
         For ``record_pool_created``, ``join_member``, ``record_message`` and ``record_wake``.
-        ``None`` whenever nothing was appended (no such path, the pool unknown to this
-        store, records to catch up with, a failure); the append then runs as a unit of
-        work, which decides and reports.
+        A store may append without a unit of work (PostgreSQL's one statement); whenever it
+        does not, it runs ``work`` (write), which checks the pool, appends and reports. The
+        whole call keeps to one bound on waiting, whichever paths it takes.
         """
         ...
 
-    def try_look_up(self, pool_id: str, lookup: Lookup, key: str) -> tuple[BaseModel | None] | None:
-        """A look-up by key without a unit of work, if the store can.
+    def look_up(self, pool_id: str, lookup: Lookup, key: str, work: Callable[[PoolUnit], T]) -> T:
+        """A look-up by key by the shortest path.
 
-        ``(result,)`` (``result`` is ``None`` when nothing is stored under ``key``), or
-        ``None`` to leave it to a unit of work, which checks the pool and catches up first.
+        Otherwise ``work`` runs in a read unit of work, which checks the pool and catches up
+        first; the whole call keeps to one bound on waiting.
         """
         ...
 
@@ -204,10 +208,11 @@ class PoolStoreOperations(Generic[R]):
         return self._read(pool_id, lambda unit: unit.snapshot())
 
     def _look_up(self, pool_id: str, lookup: Lookup, key: str, work: Callable[[PoolUnit], T]) -> T:
-        found = self._runner.try_look_up(pool_id, lookup, key)
-        if found is not None:
-            return cast("T", found[0])
-        return self._read(pool_id, work)
+        def checked(unit: PoolUnit) -> T:
+            self._opened(unit)
+            return work(unit)
+
+        return self._runner.look_up(pool_id, lookup, key, checked)
 
     def _append(
         self,
@@ -217,15 +222,12 @@ class PoolStoreOperations(Generic[R]):
     ) -> AgentPoolStoreCursor:
         """Append ``payload``, built from the model arguments ``models`` (checked here)."""
         payload_json = arguments.record_json(payload, models)
-        appended = self._runner.try_append(pool_id, payload, payload_json)
-        if appended is not None:
-            return appended
 
         def work(unit: PoolUnit) -> AgentPoolStoreCursor:
             self._opened(unit)
             return unit.append(payload, payload_json)
 
-        return self._runner.run(pool_id, write=True, work=work)
+        return self._runner.append(pool_id, payload, payload_json, work)
 
     def record_pool_created(self, pool_id: str) -> AgentPoolStoreCursor:
         """See :meth:`AgentPoolStore.record_pool_created`."""

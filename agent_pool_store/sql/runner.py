@@ -8,9 +8,10 @@ It knows nothing of a particular dialect: where dialects differ it asks its
   :class:`~agent_pool_store.sql.unit_of_work.SqlUnitOfWork`: it reads the pool's head, catches
   the projections up with records another writer appended, and retries transient failures
   with backoff until ``lock_timeout``.
-- :meth:`SqlRunner.try_append` and :meth:`SqlRunner.try_look_up` offer a call to the
-  dialect's one-statement path when this runner has parsed the pool's stored config (the
-  :class:`ConfigCache`); ``None`` means a unit of work answers.
+- :meth:`SqlRunner.append` and :meth:`SqlRunner.look_up` first offer the call to the
+  dialect's one-statement path (``try_append`` / ``try_look_up``) when this runner has parsed
+  the pool's stored config (the :class:`ConfigCache`); when that answers ``None``, a unit of
+  work answers, within what is left of the same ``lock_timeout``.
 - :meth:`SqlRunner.read` runs a read unit not tied to one pool (pool lists, counts, verify).
 """
 
@@ -184,6 +185,28 @@ class SqlRunner:
 
     # -- the shorter paths ------------------------------------------------------------------
 
+    def append(
+        self,
+        pool_id: str,
+        payload: AgentPoolStoreRecordPayload,
+        payload_json: str,
+        work: Callable[[PoolUnit], AgentPoolStoreCursor],
+    ) -> AgentPoolStoreCursor:
+        """The one-statement append, else ``work`` in a write unit, within one deadline."""
+        deadline = time.monotonic() + self.settings.lock_timeout
+        cursor = self.try_append(pool_id, payload, payload_json)
+        if cursor is not None:
+            return cursor
+        return self.run(pool_id, write=True, work=work, deadline=deadline)
+
+    def look_up(self, pool_id: str, lookup: Lookup, key: str, work: Callable[[PoolUnit], T]) -> T:
+        """The one-statement look-up, else ``work`` in a read unit, within one deadline."""
+        deadline = time.monotonic() + self.settings.lock_timeout
+        found = self.try_look_up(pool_id, lookup, key)
+        if found is not None:
+            return cast("T", found[0])
+        return self.run(pool_id, write=False, work=work, deadline=deadline)
+
     def try_append(
         self, pool_id: str, payload: AgentPoolStoreRecordPayload, payload_json: str
     ) -> AgentPoolStoreCursor | None:
@@ -224,9 +247,12 @@ class SqlRunner:
 
     # -- units of work ----------------------------------------------------------------------
 
-    def unit_of_work(self, *, write: bool) -> SqlUnitOfWork:
-        """A new unit of work on this runner's engine and dialect."""
-        return SqlUnitOfWork(self.engine, self.dialect, write=write)
+    def unit_of_work(self, *, write: bool, wait_limit: float | None = None) -> SqlUnitOfWork:
+        """A new unit of work on this runner's engine and dialect.
+
+        ``wait_limit``: seconds its lock waits may take, when less than ``lock_timeout``.
+        """
+        return SqlUnitOfWork(self.engine, self.dialect, write=write, wait_limit=wait_limit)
 
     def read(self, work: Callable[[SqlUnitOfWork], T], action: str | None = None) -> T:
         """Run ``work`` in one read unit of work; database errors leave as AgentError.
@@ -252,6 +278,7 @@ class SqlRunner:
         write: bool,
         work: Callable[[PoolUnit], T],
         catch_up: bool = True,
+        deadline: float | None = None,
     ) -> T:
         """Run ``work`` on the pool in one unit of work; commit if it returns.
 
@@ -261,12 +288,21 @@ class SqlRunner:
         a connection lost before ``COMMIT`` was sent; a lost reply to ``COMMIT`` is settled
         by the dialect (see ``SqlDialect.commit``). Anything else leaves as AgentError.
         ``catch_up=False`` serves the pool as it is (rebuild and import catch up themselves).
+
+        The whole call waits at most ``lock_timeout`` (from ``deadline``, when an earlier
+        step of the same operation already waited): a unit that starts with less than that
+        left limits its lock waits to what is left (``SqlDialect.unit_options``).
         """
-        deadline = time.monotonic() + self.settings.lock_timeout
+        if deadline is None:
+            deadline = time.monotonic() + self.settings.lock_timeout
         attempt = 0
         while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise timeout_error(self._what(), self.settings.lock_timeout)
+            wait_limit = left if left < self.settings.lock_timeout * 0.99 else None
             try:
-                with self.unit_of_work(write=write) as uow:
+                with self.unit_of_work(write=write, wait_limit=wait_limit) as uow:
                     result = work(self._prepare(uow, pool_id, catch_up=catch_up))
                     if uow.commit():
                         return result
@@ -291,7 +327,8 @@ class SqlRunner:
                     raise translate(error, self._what()) from None
                 if time.monotonic() >= deadline:
                     raise timeout_error(self._what(), self.settings.lock_timeout) from None
-                time.sleep(min(0.2, 0.005 * 2**attempt) * random.uniform(0.5, 1.5))
+                backoff = min(0.2, 0.005 * 2**attempt) * random.uniform(0.5, 1.5)
+                time.sleep(max(0.0, min(backoff, deadline - time.monotonic())))
                 attempt += 1
             except exc.SQLAlchemyError as error:
                 raise translate(error, self._what()) from None

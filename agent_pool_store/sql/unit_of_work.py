@@ -32,18 +32,24 @@ class SqlUnitOfWork:
     pools: PoolRepository
     event_sequences: EventSequenceRepository
 
-    def __init__(self, engine: Engine, dialect: SqlDialect, *, write: bool) -> None:
+    def __init__(
+        self, engine: Engine, dialect: SqlDialect, *, write: bool, wait_limit: float | None = None
+    ) -> None:
         self._engine = engine
         self.dialect = dialect
         self.write = write
+        self.wait_limit = wait_limit
+        """Seconds the unit's lock waits may take, when less than ``lock_timeout``."""
         self.transaction_id: str | None = None
         """Set from the unit's locked head where the dialect reads it (see :meth:`commit`)."""
 
     def __enter__(self) -> SqlUnitOfWork:
-        options = self.dialect.unit_options(write=self.write)
+        options = self.dialect.unit_options(write=self.write, wait_limit=self.wait_limit)
         self.connection = self._engine.connect().execution_options(**options)
         try:
             self.connection.begin()
+            if self.wait_limit is not None:
+                self.dialect.limit_waits(self.connection, self.wait_limit)
         except BaseException:
             self.connection.close()
             raise

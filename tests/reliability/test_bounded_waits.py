@@ -11,6 +11,8 @@ and the same operation must succeed once the lock is released.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -251,3 +253,103 @@ def test_opening_a_migrated_sqlite_file_does_not_wait_for_its_writer(sqlite_file
             assert store.record_pool_created(POOL).sequence == 2
     finally:
         raw.close()
+
+
+@pytest.mark.postgresql
+def test_a_fallback_after_a_wait_keeps_to_one_lock_timeout(
+    pg_url: URL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-statement append waits for the pool's row, then finds the next seq taken by
+    another writer and falls back to a unit of work, which finds the row locked again. The
+    unit may wait only for what is left of ``lock_timeout`` (``SET LOCAL lock_timeout`` below
+    it), so the call as a whole keeps to one ``lock_timeout``; it fails with Timeout."""
+    from tests.reliability.test_write_path import StatementLog
+
+    target = pg_url.set(drivername="postgresql").render_as_string(False)
+    store = open_store(pg_url, lock_timeout=1.0)
+    holder, queued, monitor = (
+        Raw("postgresql", target),
+        Raw("postgresql", target),
+        Raw("postgresql", target),
+    )
+    lock_row = "SELECT pool_id FROM agent_pool_store_pools WHERE pool_id = ? FOR UPDATE"
+
+    def waiting() -> int:
+        return int(
+            monitor.scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database()"
+            )
+        )
+
+    def until(count: int) -> None:
+        for _ in range(2000):
+            if waiting() >= count:
+                return
+            time.sleep(0.005)
+        raise AssertionError(f"fewer than {count} sessions waiting for the pool's row")
+
+    try:
+        store.open_pool(POOL, EQUAL_CONFIG)  # the store knows the pool: one-statement appends
+        log = StatementLog.of(store, monkeypatch)
+        holder.begin()
+        holder.execute(lock_row, (POOL,))
+        holder.insert_record(POOL, 2, FOREIGN.type, FOREIGN.model_dump_json())
+        outcome: dict[str, BaseException] = {}
+
+        def append() -> None:
+            try:
+                store.join_member(POOL, AgentPoolMember(run_id="run.late", agent_id="a"))
+            except BaseException as error:  # reported below
+                outcome["error"] = error
+
+        def queue() -> None:
+            queued.begin()
+            queued.execute(lock_row, (POOL,))  # gets the row after the store's statement
+
+        appender = threading.Thread(target=append)
+        appender.start()
+        until(1)  # the one-statement append waits for the row
+        second = threading.Thread(target=queue)
+        second.start()
+        until(2)  # and the other writer waits behind it
+        holder.commit()
+        appender.join(timeout=30)
+        second.join(timeout=30)
+        error = outcome.get("error")
+        assert isinstance(error, AgentError), error
+        assert error.kind is AgentErrorKind.TIMEOUT
+        assert error.retry is RetryClassification.RETRYABLE
+        limits = [
+            int(statement.rsplit("=", 1)[1])
+            for statement in log.statements
+            if statement.startswith("SET LOCAL lock_timeout")
+        ]
+        assert limits and all(0 < limit < 1000 for limit in limits), log.statements
+        queued.rollback()
+        assert store.join_member(POOL, AgentPoolMember(run_id="run.late", agent_id="a"))
+    finally:
+        for raw in (holder, queued, monitor):
+            raw.close()
+        store.close()
+
+
+@pytest.mark.sqlite
+def test_a_sqlite_unit_with_a_shorter_wait_sets_and_restores_the_busy_timeout(
+    sqlite_file: Path,
+) -> None:
+    """A unit that may wait less than ``lock_timeout`` sets SQLite's busy timeout to that
+    before ``BEGIN``; the next unit on the same connection has the full one again."""
+    from agent_pool_store.sql.unit_of_work import SqlUnitOfWork
+
+    with open_store(f"sqlite:///{sqlite_file}", lock_timeout=2) as store:
+        store.engine.pool.dispose()
+
+        def busy_timeout(wait_limit: float | None) -> int:
+            unit = SqlUnitOfWork(store.engine, store.dialect, write=True, wait_limit=wait_limit)
+            with unit as uow:
+                return int(uow.connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one())
+
+        assert busy_timeout(None) == 2000
+        assert busy_timeout(0.25) == 250
+        assert busy_timeout(None) == 2000

@@ -139,9 +139,14 @@ class PostgresqlDialect:
                 "UTF8: the store keeps UTF-8 JSON; create the database with ENCODING 'UTF8'",
             )
 
-    def unit_options(self, *, write: bool) -> dict[str, Any]:
+    def unit_options(self, *, write: bool, wait_limit: float | None = None) -> dict[str, Any]:
         """Reads see one snapshot for all their statements (REPEATABLE READ)."""
         return {} if write else {"isolation_level": "REPEATABLE READ"}
+
+    def limit_waits(self, connection: Connection, seconds: float) -> None:
+        """``SET LOCAL lock_timeout`` (one more statement, only when the budget is short)."""
+        milliseconds = max(1, int(seconds * 1000))
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
 
     def lock_for_migration(self, connection: Connection) -> None:
         """An advisory transaction lock: concurrent upgrades run one after the other."""

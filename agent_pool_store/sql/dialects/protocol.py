@@ -51,8 +51,16 @@ class SqlDialect(Protocol):
         """Refuse, with a clear AgentError, a database the store cannot keep its data in."""
         ...
 
-    def unit_options(self, *, write: bool) -> dict[str, Any]:
-        """Execution options of a unit of work's connection (write lock, isolation)."""
+    def unit_options(self, *, write: bool, wait_limit: float | None = None) -> dict[str, Any]:
+        """Execution options of a unit of work's connection.
+
+        The write lock and isolation, and a shorter wait for locks (``wait_limit`` seconds)
+        where the dialect must set it before ``BEGIN``.
+        """
+        ...
+
+    def limit_waits(self, connection: Connection, seconds: float) -> None:
+        """In a unit's transaction, just begun: its lock waits take at most ``seconds``."""
         ...
 
     def lock_for_migration(self, connection: Connection) -> None:

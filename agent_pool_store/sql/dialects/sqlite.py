@@ -32,6 +32,12 @@ from agent_pool_store.sql.upsert import upsert_statement
 WRITE_OPTION = "agent_pool_store_write"
 """Connection execution option marking a write unit: it begins with ``BEGIN IMMEDIATE``."""
 
+BUSY_OPTION = "agent_pool_store_busy_ms"
+"""Connection execution option: the unit's busy timeout, when shorter than the store's."""
+
+_BUSY_SET = "agent_pool_store_busy_ms"
+"""Key in a pooled connection's ``info``: the busy timeout currently set on it."""
+
 _CONFIGURED: weakref.WeakSet[Engine] = weakref.WeakSet()
 _CONFIGURED_CONNECTION = "agent_pool_store_configured"
 """Key in a pooled connection's ``info``: the store's pragmas are set on it."""
@@ -97,6 +103,7 @@ class SqliteDialect:
             finally:
                 cursor.close()
             record.info[_CONFIGURED_CONNECTION] = True
+            record.info[_BUSY_SET] = busy_ms
 
         @event.listens_for(engine, "checkout")
         def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
@@ -106,15 +113,29 @@ class SqliteDialect:
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Connection) -> None:
-            write = connection.get_execution_options().get(WRITE_OPTION, False)
-            execute_sql(connection, "BEGIN IMMEDIATE" if write else "BEGIN")
+            options = connection.get_execution_options()
+            busy = options.get(BUSY_OPTION, busy_ms)
+            info = connection.connection.info
+            if info.get(_BUSY_SET, busy_ms) != busy:  # a shorter wait, or back to the full one
+                execute_sql(connection, f"PRAGMA busy_timeout = {busy}")
+                info[_BUSY_SET] = busy
+            execute_sql(connection, "BEGIN IMMEDIATE" if options.get(WRITE_OPTION) else "BEGIN")
 
     def check_database(self, connection: Connection) -> None:
         """Nothing to check: SQLite keeps text as the ``sqlite3`` module hands it over."""
 
-    def unit_options(self, *, write: bool) -> dict[str, Any]:
-        """A write unit begins with ``BEGIN IMMEDIATE`` (a read unit is one snapshot already)."""
-        return {WRITE_OPTION: write}
+    def unit_options(self, *, write: bool, wait_limit: float | None = None) -> dict[str, Any]:
+        """A write unit begins with ``BEGIN IMMEDIATE`` (a read unit is one snapshot already).
+
+        A shorter ``wait_limit`` is the busy timeout set before that ``BEGIN``.
+        """
+        options: dict[str, Any] = {WRITE_OPTION: write}
+        if wait_limit is not None:
+            options[BUSY_OPTION] = max(1, int(wait_limit * 1000))
+        return options
+
+    def limit_waits(self, connection: Connection, seconds: float) -> None:
+        """Nothing more: the busy timeout was set before ``BEGIN`` (see :meth:`unit_options`)."""
 
     def lock_for_migration(self, connection: Connection) -> None:
         """Nothing more: the migration's ``BEGIN IMMEDIATE`` holds the file's write lock."""
