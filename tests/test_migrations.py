@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import traceback
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,7 +38,7 @@ from agent_pool_store import (
 from agent_pool_store.sql.schema import Base
 from alembic import command
 from tests.conftest import REFERENCE, compact_reference_json, reference_rows
-from tests.databases import PG_ADMIN_URL, sqlite_url
+from tests.databases import new_pg_database, sqlite_url
 from tests.factories import ConfigFactory, MemberFactory, message_pair, wake_triple
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -66,16 +65,8 @@ def fresh_pg_url(pg_database: URL) -> Iterator[str]:
     Depends on ``pg_database`` for its reachability check: unreachable server fails under
     ``CI=true`` and skips elsewhere.
     """
-    name = f"aps_mig_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with new_pg_database("aps_mig") as url:
+        yield url.render_as_string(hide_password=False)
 
 
 @pytest.fixture(

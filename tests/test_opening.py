@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from agent_pool_store import (
 )
 from agent_pool_store.cli import cli
 from agent_pool_store.sql.settings import safe_url
-from tests.databases import PG_ADMIN_URL, sqlite_url
+from tests.databases import new_pg_database, sqlite_url
 
 SECRET = "s3cr3t-in-query"
 POOL = "pool.opening"
@@ -106,18 +105,9 @@ def migrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
         return
     request.getfixturevalue("pg_database")  # reachable, or fail under CI
-    name = f"aps_open_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    with new_pg_database("aps_open") as url:
         migrations.upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        yield url.render_as_string(hide_password=False)
 
 
 def execute(url: str, sql: str) -> None:
@@ -163,27 +153,14 @@ def test_our_tables_without_a_version_row_are_named(migrated_url: str, auto_upgr
 
 @pytest.mark.postgresql
 def test_a_postgresql_database_not_in_utf8_is_refused(pg_database: URL) -> None:
-    name = f"aps_ascii_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(
-                text(
-                    f"CREATE DATABASE \"{name}\" ENCODING 'SQL_ASCII' TEMPLATE template0 "
-                    "LC_COLLATE 'C' LC_CTYPE 'C'"
-                )
-            )
-        url = make_url(PG_ADMIN_URL).set(database=name)
+    ascii_only = "ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"
+    with new_pg_database("aps_ascii", ascii_only) as url:
         for auto_upgrade in (True, None):
             with pytest.raises(AgentError) as caught:
                 open_store(url, auto_upgrade=auto_upgrade)
             assert_agent_error(
                 caught.value, RetryClassification.HOST_CONFIGURATION_NEEDED, "SQL_ASCII", "UTF8"
             )
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 # --- arguments --------------------------------------------------------------------------------

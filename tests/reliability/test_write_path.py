@@ -951,3 +951,24 @@ def test_an_append_never_leaves_a_gap_after_removed_records(database: Database) 
     assert store.join_member(POOL, member("run.e")).sequence == 4
     assert [r.cursor.sequence for r in store.watch(POOL)] == [1, 2, 3, 4]
     assert store.verify().ok
+
+
+@pytest.mark.postgresql
+def test_admin_reads_replace_a_stale_pooled_connection(pg_url: URL) -> None:
+    """verify, pools, pool_ids, count_records and export run again on a fresh connection when
+    their pooled one was closed by the server, as every other operation does."""
+    with open_store(pg_url) as store:
+        store.open_pool(POOL, EQUAL_CONFIG)
+        store.join_member(POOL, member("run.a"))
+        calls: list[Callable[[], object]] = [
+            lambda: store.verify().ok,
+            lambda: [summary.records for summary in store.pools()],
+            store.pool_ids,
+            store.count_records,
+            lambda: len(list(store.export_records())),
+        ]
+        expected = [True, [2], [POOL], 2, 2]
+        for call, answer in zip(calls, expected, strict=True):
+            fill_pool(store)
+            assert terminate_others(pg_url) >= HELD
+            assert call() == answer
