@@ -343,8 +343,13 @@ def test_url_from_environment_and_default(
     workdir = tmp_path / "workdir"
     workdir.mkdir()
     monkeypatch.chdir(workdir)  # the default: agent-pool.sqlite in the working directory
+    for command in (["pools"], ["verify"], ["current"], ["snapshot", "pool.x"]):
+        line = one_error_line(run(command), 1)  # read-only commands create nothing
+        assert "no SQLite database file 'agent-pool.sqlite'" in line, line
+        assert "agent-pool-store migrate" in line, line
+        assert not (workdir / "agent-pool.sqlite").exists()
+    ok(["migrate"])
     assert ok(["pools"]).stdout == "pool_id\trecords\tmembers\tcursor\tcreated\n"
-    assert (workdir / "agent-pool.sqlite").exists()
     assert "url: sqlite:///agent-pool.sqlite" in ok(["current"]).stdout
 
 

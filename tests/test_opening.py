@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from agent_pool_store import (
     AgentErrorKind,
     AgentPoolMember,
     AgentPoolStoreConfig,
+    MemberJoined,
     RetryClassification,
     migrations,
     open_store,
@@ -237,3 +239,62 @@ def test_a_read_only_sqlite_database_refuses_writes_without_inviting_a_retry(
         assert caught.value.kind is AgentErrorKind.HOST_CONFIGURATION_NEEDED
     with sqlite3.connect(path) as check:
         assert check.execute("SELECT count(*) FROM agent_pool_records").fetchone() == (1,)
+
+
+# --- closing ----------------------------------------------------------------------------------
+
+
+def test_close_is_final(migrated_url: str) -> None:
+    with open_store(migrated_url) as store:
+        store.open_pool(POOL, AgentPoolStoreConfig())
+        follower = store.follow(POOL, timeout=0)
+        watching = store.watch(POOL)
+    for call in (
+        lambda: store.snapshot(POOL),
+        lambda: store.join_member(POOL, MEMBER),
+        lambda: store.message_receipt(POOL, "idem.x"),
+        lambda: list(store.watch(POOL)),
+        lambda: list(watching),  # made before the close, read after it
+        lambda: list(follower),
+        lambda: store.next_event_sequence(POOL),
+        store.verify,
+        store.pools,
+        lambda: store.rebuild(POOL),
+    ):
+        with pytest.raises(AgentError) as caught:
+            call()
+        assert_agent_error(caught.value, RetryClassification.NOT_RETRYABLE, "is closed")
+    store.close()  # closing again does nothing
+    with open_store(migrated_url) as again:  # the data is there for a new store
+        assert again.snapshot(POOL).cursor.sequence == 1
+
+
+# --- logging ----------------------------------------------------------------------------------
+
+
+def test_the_library_logs_migrations_and_catch_ups_not_ordinary_operations(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="agent_pool_store")
+    path = tmp_path / "logged.sqlite"
+    with open_store(sqlite_url(path)) as store:
+        store.open_pool(POOL, AgentPoolStoreConfig())
+        migrated = [r for r in caplog.records if "migrated" in r.getMessage()]
+        assert [r.levelno for r in migrated] == [logging.INFO]
+        assert "from revision none to" in migrated[0].getMessage()
+        caplog.clear()
+        for n in range(5):  # ordinary operations: nothing at INFO or above
+            store.join_member(POOL, AgentPoolMember(run_id=f"run.{n}", agent_id="a"))
+            store.snapshot(POOL)
+        assert [r for r in caplog.records if r.levelno >= logging.INFO] == []
+        with sqlite3.connect(path) as foreign:  # another writer appends, as the reference does
+            foreign.execute(
+                "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json)"
+                " VALUES (?, 7, 'member_joined', ?)",
+                (POOL, MemberJoined(member=MEMBER).model_dump_json()),
+            )
+        store.snapshot(POOL)
+        caught_up = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+        assert caught_up == [
+            f"pool {POOL!r}: applied records 7..7 to the projections (another writer's)"
+        ]

@@ -38,6 +38,7 @@ def migrate(state: CliState, revision: str) -> None:
 @pass_state
 def current(state: CliState) -> None:
     """Show the database's schema revision and the latest one this package ships."""
+    state.require_database()
     _show_revisions(state, migrations.current(state.url))
 
 

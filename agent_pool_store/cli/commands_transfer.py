@@ -103,7 +103,10 @@ def import_command(state: CliState, file: str) -> None:
         "writing": "writing records",
         "projecting": "building projections",
     }
-    with state.open_store() as store, output.progress(phases["reading"], len(lines)) as bar:
+    with (
+        state.open_store(create=True) as store,
+        output.progress(phases["reading"], len(lines)) as bar,
+    ):
 
         def progress(phase: str, done: int, total: int | None) -> None:
             bar.update(done, total, phases.get(phase, phase))

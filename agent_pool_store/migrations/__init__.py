@@ -7,6 +7,7 @@ so they live beside a host application's own Alembic history.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,8 @@ from agent_pool_store.sql.engine import build_engine
 from agent_pool_store.sql.errors import translate
 from agent_pool_store.sql.settings import EngineSettings, safe_url
 from alembic import command
+
+LOG = logging.getLogger(__name__)
 
 VERSION_TABLE = "agent_pool_store_alembic_version"
 """Alembic's version table for this library's migrations."""
@@ -84,7 +87,16 @@ def upgrade(url_or_engine: str | URL | Engine, revision: str = "head") -> None:
     if revision == "head" and _at_head(url_or_engine):
         return
     with migration_connection(url_or_engine) as connection:
+        before = current_of(connection)
         command.upgrade(alembic_config(connection), revision)
+        after = current_of(connection)
+        if after != before:
+            LOG.info(
+                "migrated %s from revision %s to %s",
+                safe_url(connection.engine.url),
+                before or "none",
+                after,
+            )
 
 
 def _at_head(url_or_engine: str | URL | Engine) -> bool:

@@ -17,6 +17,7 @@ It knows nothing of a particular dialect: where dialects differ it asks its
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -43,7 +44,7 @@ from agent_pool_store.follow_loop import Waiter
 from agent_pool_store.operations import Lookup, PoolUnit
 from agent_pool_store.sql import statements
 from agent_pool_store.sql.dialects.protocol import SqlDialect
-from agent_pool_store.sql.errors import is_transient, timeout_error, translate
+from agent_pool_store.sql.errors import first_line, is_transient, timeout_error, translate
 from agent_pool_store.sql.parsing import checked_row, parse_payload, parse_projection
 from agent_pool_store.sql.pool_head import PoolHead
 from agent_pool_store.sql.projection_batch import ProjectionBatch
@@ -52,6 +53,10 @@ from agent_pool_store.sql.settings import EngineSettings
 from agent_pool_store.sql.unit_of_work import SqlUnitOfWork
 
 T = TypeVar("T")
+
+LOG = logging.getLogger(__name__)
+"""Under ``agent_pool_store``: catch-ups at INFO, units run again at DEBUG (INFO after a
+lost connection); nothing at INFO for an operation that went as usual."""
 
 CATCH_UP_BATCH = 1000
 """Records applied per statement batch when catching up with a foreign writer."""
@@ -173,6 +178,16 @@ class SqlRunner:
         self.dialect = dialect
         self.settings = settings
         self.configs = ConfigCache()
+        self.closed = False
+        """Set by the store's ``close()``: every later call fails (see :meth:`_check_open`)."""
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise AgentError(
+                AgentErrorKind.INVALID_STATE_TRANSITION,
+                RetryClassification.NOT_RETRYABLE,
+                f"{self._what()} is closed: open a new store to go on",
+            )
 
     @property
     def store_name(self) -> str:
@@ -193,6 +208,7 @@ class SqlRunner:
         work: Callable[[PoolUnit], AgentPoolStoreCursor],
     ) -> AgentPoolStoreCursor:
         """The one-statement append, else ``work`` in a write unit, within one deadline."""
+        self._check_open()
         deadline = time.monotonic() + self.settings.lock_timeout
         cursor = self.try_append(pool_id, payload, payload_json)
         if cursor is not None:
@@ -201,6 +217,7 @@ class SqlRunner:
 
     def look_up(self, pool_id: str, lookup: Lookup, key: str, work: Callable[[PoolUnit], T]) -> T:
         """The one-statement look-up, else ``work`` in a read unit, within one deadline."""
+        self._check_open()
         deadline = time.monotonic() + self.settings.lock_timeout
         found = self.try_look_up(pool_id, lookup, key)
         if found is not None:
@@ -243,6 +260,7 @@ class SqlRunner:
 
     def open_waiter(self, pool_id: str, poll_interval: float) -> Waiter:
         """The dialect's waiter (it opens its dedicated connection)."""
+        self._check_open()
         return self.dialect.open_waiter(self.engine.url, pool_id, poll_interval)
 
     # -- units of work ----------------------------------------------------------------------
@@ -260,6 +278,7 @@ class SqlRunner:
         A unit whose connection was lost (a pooled connection the server closed) runs once
         more on a fresh one, as :meth:`run` does.
         """
+        self._check_open()
         for attempt in (1, 2):
             try:
                 with self.unit_of_work(write=False) as uow:
@@ -293,6 +312,7 @@ class SqlRunner:
         step of the same operation already waited): a unit that starts with less than that
         left limits its lock waits to what is left (``SqlDialect.unit_options``).
         """
+        self._check_open()
         if deadline is None:
             deadline = time.monotonic() + self.settings.lock_timeout
         attempt = 0
@@ -322,11 +342,13 @@ class SqlRunner:
                     # fresh connection. This also replaces a "pre-ping" per checkout.
                     if time.monotonic() >= deadline:
                         raise translate(error, self._what()) from None
+                    LOG.info("pool %r: connection lost before COMMIT; running again", pool_id)
                     continue
                 if not is_transient(error):
                     raise translate(error, self._what()) from None
                 if time.monotonic() >= deadline:
                     raise timeout_error(self._what(), self.settings.lock_timeout) from None
+                LOG.debug("pool %r: %s; running again", pool_id, first_line(error.orig))
                 backoff = min(0.2, 0.005 * 2**attempt) * random.uniform(0.5, 1.5)
                 time.sleep(max(0.0, min(backoff, deadline - time.monotonic())))
                 attempt += 1
@@ -386,6 +408,13 @@ class SqlRunner:
                 seq = batch.seq
             if len(rows) < CATCH_UP_BATCH:
                 break
+        if previous > projected_seq:
+            LOG.info(
+                "pool %r: applied records %d..%d to the projections (another writer's)",
+                pool_id,
+                projected_seq + 1,
+                previous,
+            )
         caught_up = uow.pools.head(pool_id, lock=False)
         assert caught_up is not None
         return caught_up

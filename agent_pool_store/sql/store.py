@@ -56,7 +56,13 @@ class SqlAgentPoolStore(PoolStoreOperations[SqlRunner]):
         return self.engine.url
 
     def close(self) -> None:
-        """Release the connection pool if this store created the engine."""
+        """Close the store: every later call fails with AgentError NotRetryable.
+
+        Releases the connection pool if this store created the engine (an engine you passed
+        in stays yours). Closing again does nothing. ``with open_store(…) as store:`` closes
+        the store when the block ends.
+        """
+        self._runner.closed = True
         if self._owns_engine:
             self.engine.dispose()
 

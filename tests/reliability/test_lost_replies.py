@@ -17,6 +17,7 @@ PostgreSQL paths (the one-statement append and the unit of work's ``COMMIT``):
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 from collections import Counter
@@ -262,3 +263,13 @@ def test_random_lost_replies_from_many_threads_never_double_a_record(scene: Scen
     assert stores[0].verify().ok
     counts = Counter(results.values())
     print(f"calls {len(results)}, outcomes {dict(counts)}, replies lost {scene.proxy.lost}")
+
+
+def test_lost_replies_are_logged(scene: Scene, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="agent_pool_store")
+    store = scene.store()
+    store.open_pool(POOL, EQUAL_CONFIG)
+    scene.proxy.lose_replies(one_statement_append)
+    store.join_member(POOL, member("run.logged"))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"pool {POOL!r}: the reply to an append was lost; it landed at 2"]

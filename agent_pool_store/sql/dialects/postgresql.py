@@ -29,6 +29,7 @@ gets AgentError with ``outcome_unknown`` set, never a plain Retryable.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Mapping
@@ -54,6 +55,8 @@ from agent_pool_store.sql.errors import first_line, is_disconnect, is_lock_timeo
 from agent_pool_store.sql.pool_head import PoolHead
 from agent_pool_store.sql.projection_batch import ProjectionBatch
 from agent_pool_store.sql.settings import EngineSettings, safe_url
+
+LOG = logging.getLogger(__name__)
 
 MIGRATION_LOCK = 0x41505331
 """Advisory lock key serialising concurrent upgrades."""
@@ -123,6 +126,11 @@ class PostgresqlDialect:
             "pool_timeout": settings.lock_timeout,
         }
 
+    @staticmethod
+    def missing_database(url: URL) -> str | None:
+        """``None``: whether a server has the database is known only by connecting."""
+        return None
+
     def configure_engine(self, engine: Engine) -> None:
         """Note each new connection's server session (``lock_timeout`` is a connect argument)."""
         if not event.contains(engine, "connect", _note_session):
@@ -177,6 +185,7 @@ class PostgresqlDialect:
         status = self._settle(engine, session, "COMMIT", _XACT_STATUS, {"xid": transaction_id})
         if status not in ("committed", "aborted"):
             raise self._unknown("COMMIT", f"transaction status {status!r}")
+        LOG.warning("the reply to COMMIT was lost; the transaction had %s", status)
         return bool(status == "committed")
 
     def _unknown(self, what: str, reason: str) -> AgentError:
@@ -216,6 +225,7 @@ class PostgresqlDialect:
             except exc.SQLAlchemyError as error:
                 reason = first_line(error)
             if time.monotonic() >= deadline:
+                LOG.warning("the outcome of %s whose reply was lost is unknown: %s", what, reason)
                 raise self._unknown(what, reason)
             time.sleep(0.02)
 
@@ -269,6 +279,11 @@ class PostgresqlDialect:
                 raise self._unknown("an append", "its session is not known") from None
             seq = self._settle(
                 engine, session, "an append", _APPENDED, {"pool_id": pool_id, "token": token}
+            )
+            LOG.warning(
+                "pool %r: the reply to an append was lost; it %s",
+                pool_id,
+                "did not land (a unit of work appends)" if seq is None else f"landed at {seq}",
             )
             return None if seq is None else int(seq)  # None: it did not land; a unit appends
         return None if row is None else int(row[0])

@@ -16,6 +16,7 @@ connection (it is the parent's): it listens again on a connection of its own.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
@@ -24,6 +25,8 @@ from sqlalchemy.engine import URL
 
 from agent_pool_store.sql.errors import first_line, follow_unavailable
 from agent_pool_store.sql.schema import FollowerRow, table_of
+
+LOG = logging.getLogger(__name__)
 
 CHANNEL = "agent_pool_records"
 """The PostgreSQL notification channel of migration 0002 (payload: the pool id)."""
@@ -105,9 +108,14 @@ class PostgresWaiter:
                     return True
                 if time.monotonic() >= deadline:
                     return False
-        except psycopg.OperationalError:
+        except psycopg.OperationalError as error:
             # the connection broke: listen again and tell the follower to re-read, which
             # covers whatever was committed while nobody listened
+            LOG.warning(
+                "follower of pool %r: listening connection lost (%s); listening again",
+                self._pool_id,
+                first_line(error),
+            )
             self.close()
             self._connect()
             return True

@@ -34,6 +34,12 @@ def engine_for_url(url: URL, settings: EngineSettings) -> Engine:
     return create_engine(url, **arguments)
 
 
+def missing_database(url: URL) -> str | None:
+    """Why ``url`` names no existing database, where that can be told without connecting."""
+    dialect = _DIALECTS.get(url.get_backend_name())
+    return None if dialect is None else dialect.missing_database(url)
+
+
 def dialect_for(engine: Engine, settings: EngineSettings) -> SqlDialect:
     """The dialect serving ``engine``, bound to ``settings``."""
     dialect = _DIALECTS.get(engine.dialect.name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import weakref
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Column, Connection, Engine, event
@@ -83,6 +84,16 @@ class SqliteDialect:
         if url.database and url.database != ":memory:" and "memory" not in str(url.query):
             arguments["pool_timeout"] = settings.lock_timeout
         return url, arguments
+
+    @staticmethod
+    def missing_database(url: URL) -> str | None:
+        """Why ``url`` names no existing database (a file that is not there), else ``None``."""
+        database = url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None  # in memory, or a URI whose path SQLite interprets
+        if Path(database).exists():
+            return None
+        return f"there is no SQLite database file {database!r}"
 
     def configure_engine(self, engine: Engine) -> None:
         """WAL, busy timeout and ``synchronous`` on connect; our own ``BEGIN`` per unit."""
