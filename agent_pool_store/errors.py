@@ -99,6 +99,15 @@ class AgentError(Exception):
         )
 
     @classmethod
+    def store_closed(cls, store_label: str) -> AgentError:
+        """A call on a store after its ``close()``."""
+        return cls(
+            AgentErrorKind.INVALID_STATE_TRANSITION,
+            RetryClassification.NOT_RETRYABLE,
+            f"{store_label} agent pool store is closed: open a new store to go on",
+        )
+
+    @classmethod
     def not_a_member(cls) -> AgentError:
         """``leave_member`` of a run that is not a current member."""
         return cls(

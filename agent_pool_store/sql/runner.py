@@ -183,11 +183,7 @@ class SqlRunner:
 
     def _check_open(self) -> None:
         if self.closed:
-            raise AgentError(
-                AgentErrorKind.INVALID_STATE_TRANSITION,
-                RetryClassification.NOT_RETRYABLE,
-                f"{self._what()} is closed: open a new store to go on",
-            )
+            raise AgentError.store_closed(self.store_name)
 
     @property
     def store_name(self) -> str:
