@@ -313,6 +313,7 @@ def test_a_fallback_after_a_wait_keeps_to_one_lock_timeout(
         second = threading.Thread(target=queue)
         second.start()
         until(2)  # and the other writer waits behind it
+        time.sleep(0.3)  # the append has now used a good part of its lock_timeout waiting
         holder.commit()
         appender.join(timeout=30)
         second.join(timeout=30)
