@@ -396,13 +396,16 @@ def test_export_then_import_into_a_fresh_postgresql_database(
 ) -> None:
     seed(db.url)
     with db.open() as store:
-        store.next_event_sequence(POOL)
+        assert [store.next_event_sequence(POOL) for _ in range(3)] == [1, 2, 3]
         records = {pool: list(store.watch(pool)) for pool in (POOL, OTHER)}
     before = snapshots(db.url, POOL, OTHER)
     dump = tmp_path / "dump.jsonl"
     ok(["--url", db.url, "export", "--all", "--output", str(dump)])
     with fresh_pg_database() as target:
         ok(["--url", target, "migrate"])
+        assert dump.read_text(encoding="utf-8").split("\n")[10] == (
+            f'{{"pool_id":"{POOL}","event_seq":3}}'  # after the pool's 10 records
+        )
         result = ok(["--url", target, "import", str(dump)])
         assert result.stdout.splitlines() == [f"{POOL}\t10", f"{OTHER}\t3"]
         assert "imported 13 record(s) into 2 pool(s)" in result.stderr
@@ -416,12 +419,17 @@ def test_export_then_import_into_a_fresh_postgresql_database(
                 (OTHER, 3, 3),
             ]
             assert imported.join_member(POOL, MemberFactory(run_id="run.new")).sequence == 11
+            assert imported.next_event_sequence(POOL) == 4  # the counter came along
+            assert imported.next_event_sequence(OTHER) == 1
         target_db = Db("postgresql", target)
         source_rows = sorted(raw_rows(db))
         target_rows = sorted(r for r in raw_rows(target_db) if r[:2] != (POOL, 11))
         assert target_rows == source_rows  # payload_json bytes identical
         # the export of the import is the export
-        assert ok(["--url", target, "export", "--all"]).stdout_bytes.count(b"\n") == 14
+        exported_again = ok(["--url", target, "export", "--all"])
+        # 14 records and two counters (POOL's, and OTHER's from the call above)
+        assert exported_again.stdout_bytes.count(b"\n") == 16
+        assert "exported 14 record(s) of 2 pool(s)" in exported_again.stderr
         assert ok(["--url", target, "verify"]).exit_code == 0
 
 
@@ -465,6 +473,14 @@ def test_import_conflict_is_refused_and_writes_nothing(db: Db, tmp_path: Path) -
         ('{"pool_id":"","seq":1,"payload":{}}\n', "invalid pool_id"),
         ('{"pool_id":"p","seq":0,"payload":{}}\n', "seq must be an integer >= 1"),
         ('{"pool_id":"p","seq":1,"payload":{"type":"nope"}}\n', "line 1: invalid payload"),
+        ('{"pool_id":"p","event_seq":3}\n', "line 1: pool 'p': an event counter must come once"),
+        ('{"pool_id":"p","event_seq":0}\n', "line 1: event_seq must be an integer >= 1"),
+        (
+            '{"pool_id":"p","seq":1,"payload":{"type":"pool_created"}}\n'
+            '{"pool_id":"p","event_seq":3}\n{"pool_id":"p","seq":2,"payload":'
+            '{"type":"pool_created"}}\n',
+            "line 3: pool 'p': a record after the pool's event counter",
+        ),
         (
             '{"pool_id":"p","seq":1,"payload":{"type":"pool_opened","config":{"message_policy":'
             '{"include_sender_in_pool_broadcast":false},"wake_policy":{"envelope_only":true}}}}\n'

@@ -67,10 +67,13 @@ def export_command(
         ):
             for line in store.export_records(pool_id):
                 stream.write(line.encode("utf-8") + b"\n")
+                # the pool id's JSON string ends at the first ',"seq":' (its quotes are
+                # escaped); a pool's event-counter line has none
+                if ',"seq":' not in line:
+                    continue
                 written += 1
                 if written % 100 == 0:
                     bar.update(written, max(total, written))
-                # the pool id's JSON string ends at the first ',"seq":' (its quotes are escaped)
                 pools_seen.add(line[: line.index(',"seq":')])
             stream.flush()
     where = f" to {output_path}" if output_path is not None else ""

@@ -38,7 +38,11 @@ from agent_pool_store.sql.schema import (
     key_and_json,
     table_of,
 )
-from agent_pool_store.sql.upsert import increment_statement, insert_ignore_statement
+from agent_pool_store.sql.upsert import (
+    increment_statement,
+    insert_ignore_statement,
+    upsert_statement,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -171,6 +175,18 @@ class EventSequenceRepository:
         """Advance the pool's counter and return the new value (1 first)."""
         statement = increment_statement(self.dialect.insert, table_of(EventSequenceRow), "seq")
         return int(self.connection.execute(statement, {"pool_id": pool_id, "seq": 1}).scalar_one())
+
+    def current(self, pool_id: str) -> int:
+        """The last value handed out for the pool (0: none yet)."""
+        value = self.connection.execute(
+            select(EventSequenceRow.seq).where(EventSequenceRow.pool_id == pool_id)
+        ).scalar_one_or_none()
+        return 0 if value is None else int(value)
+
+    def set(self, pool_id: str, seq: int) -> None:
+        """Make ``seq`` the last value handed out for the pool (import)."""
+        statement = upsert_statement(self.dialect.insert, table_of(EventSequenceRow))
+        self.connection.execute(statement, {"pool_id": pool_id, "seq": seq})
 
 
 class ProjectionRepository:

@@ -8,8 +8,13 @@ The export format is JSON Lines, one record per line, in each pool's sequence or
 export imported elsewhere holds byte-identical records). Importing writes the rows with
 their sequences into ``agent_pool_records`` of pools that have no records yet, then builds
 their projections, all in one transaction: either every record of the file is imported or
-nothing is. The per-pool event counters (``agent_pool_event_seq``) are not part of the
-format.
+nothing is. A pool whose event counter (``agent_pool_event_seq``, ``next_event_sequence``)
+has handed out numbers gets one more line after its records::
+
+    {"pool_id":"pool.a","event_seq":7}
+
+and an import sets the counter to it, so ``next_event_sequence`` goes on at 8 in the new
+database.
 
 Both run through the store's :class:`~agent_pool_store.sql.runner.SqlRunner`; the facade
 offers them as ``SqlAgentPoolStore.export_records`` and ``import_records``.
@@ -62,6 +67,10 @@ def _rows_after(uow: SqlUnitOfWork, pool_id: str, after: int) -> Sequence[tuple[
     return uow.records.rows_after(pool_id, after, EXPORT_BATCH)
 
 
+def _event_seq(uow: SqlUnitOfWork, pool_id: str) -> int:
+    return uow.event_sequences.current(pool_id)
+
+
 def _below_one(uow: SqlUnitOfWork, pool_id: str) -> list[object]:
     return uow.records.below_one(pool_id)
 
@@ -111,6 +120,10 @@ def export_records(runner: SqlRunner, pools: Iterable[str]) -> Iterator[str]:
                 yield export_line(pool, seq, payload_json)
             if len(rows) < EXPORT_BATCH:
                 break
+        event_seq = runner.read(functools.partial(_event_seq, pool_id=pool))
+        if event_seq:
+            pool_json = json.dumps(pool, ensure_ascii=False)
+            yield '{"pool_id":' + pool_json + ',"event_seq":' + str(event_seq) + "}"
 
 
 # -- import ------------------------------------------------------------------------------------
@@ -128,11 +141,32 @@ class ImportedRecord:
 
 
 @dataclass(frozen=True)
+class EventCounter:
+    """One checked event-counter line of an export file."""
+
+    line: int
+    pool_id: str
+    event_seq: int
+
+
+@dataclass
+class ImportFile:
+    """The checked content of an export file."""
+
+    pools: dict[str, list[ImportedRecord]] = field(default_factory=dict)
+    """Each pool's records, in file order."""
+    event_sequences: dict[str, int] = field(default_factory=dict)
+    """Each pool's event counter, where the file has one."""
+
+
+@dataclass(frozen=True)
 class ImportReport:
     """What :func:`import_records` wrote."""
 
     pools: dict[str, int] = field(default_factory=dict)
     """Records imported per pool (also each pool's last cursor), in file order."""
+    event_sequences: dict[str, int] = field(default_factory=dict)
+    """Event counters set per pool (pools whose counter had handed out numbers)."""
 
     @property
     def records(self) -> int:
@@ -155,6 +189,7 @@ class ImportFormatError(AgentError):
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 _KEYS = ("pool_id", "seq", "payload")
+_COUNTER_KEYS = ("pool_id", "event_seq")
 
 
 def _object_members(text: str) -> dict[str, tuple[Any, int, int]]:
@@ -198,15 +233,33 @@ def _object_members(text: str) -> dict[str, tuple[Any, int, int]]:
     return members
 
 
-def parse_line(text: str, line: int) -> ImportedRecord:
-    """One export line checked: its keys, a valid pool id, a sequence >= 1, a valid payload.
+def _counter(members: dict[str, tuple[Any, int, int]], line: int) -> EventCounter:
+    pool_id, event_seq = members["pool_id"][0], members["event_seq"][0]
+    if not isinstance(pool_id, str):
+        raise ImportFormatError(line, "pool_id must be a string")
+    try:
+        validate_identifier(pool_id)
+    except ValueError as error:
+        raise ImportFormatError(line, f"invalid pool_id: {error}") from None
+    if not isinstance(event_seq, int) or isinstance(event_seq, bool) or event_seq < 1:
+        shown = json.dumps(event_seq)
+        raise ImportFormatError(line, f"event_seq must be an integer >= 1, got {shown}")
+    return EventCounter(line, pool_id, event_seq)
 
-    Raises :class:`ImportFormatError` naming the line.
+
+def parse_line(text: str, line: int) -> ImportedRecord | EventCounter:
+    """One export line checked.
+
+    A record: its keys, a valid pool id, a sequence >= 1, a valid payload; a pool's event
+    counter: a valid pool id and ``event_seq`` >= 1. Raises :class:`ImportFormatError`
+    naming the line.
     """
     try:
         members = _object_members(text)
     except ValueError as error:
         raise ImportFormatError(line, f"not valid JSON: {error}") from None
+    if set(members) == set(_COUNTER_KEYS):
+        return _counter(members, line)
     unknown = sorted(members.keys() - set(_KEYS))
     missing = [key for key in _KEYS if key not in members]
     if unknown or missing:
@@ -236,23 +289,36 @@ def parse_line(text: str, line: int) -> ImportedRecord:
     return ImportedRecord(line, pool_id, seq, kind, payload_json)
 
 
-def read_import(
-    lines: Iterable[str], progress: Progress | None = None
-) -> dict[str, list[ImportedRecord]]:
-    """Every record of ``lines`` checked, grouped by pool (in file order).
+def read_import(lines: Iterable[str], progress: Progress | None = None) -> ImportFile:
+    """Every line of ``lines`` checked: records grouped by pool (in file order), counters.
 
     Blank lines are skipped. Each pool's records must be numbered 1, 2, 3 … in file order
     (pools may interleave). A log may start with any record the reference writes first
-    (``pool_opened``, or ``pool_created``, which it allows before opening).
+    (``pool_opened``, or ``pool_created``, which it allows before opening). A pool has at
+    most one event-counter line, after its records.
     """
     total = len(lines) if isinstance(lines, Sized) else None
-    pools: dict[str, list[ImportedRecord]] = {}
+    found = ImportFile()
+    pools = found.pools
     for number, text in enumerate(lines, start=1):
         if progress is not None and number % 1000 == 0:
             progress("reading", number, total)
         if not text.strip():
             continue
         record = parse_line(text, number)
+        if isinstance(record, EventCounter):
+            if record.pool_id not in pools or record.pool_id in found.event_sequences:
+                raise ImportFormatError(
+                    number,
+                    f"pool {record.pool_id!r}: an event counter must come once, after the "
+                    "pool's records",
+                )
+            found.event_sequences[record.pool_id] = record.event_seq
+            continue
+        if record.pool_id in found.event_sequences:
+            raise ImportFormatError(
+                number, f"pool {record.pool_id!r}: a record after the pool's event counter"
+            )
         records = pools.setdefault(record.pool_id, [])
         expected = len(records) + 1
         if record.seq != expected:
@@ -264,7 +330,7 @@ def read_import(
         records.append(record)
     if progress is not None and total is not None:
         progress("reading", total, total)
-    return pools
+    return found
 
 
 def import_conflict(conflicts: list[tuple[str, int]]) -> AgentError:
@@ -290,7 +356,8 @@ def import_records(
     those pools already has records, nothing is written and AgentError UserActionNeeded
     names them. Lines are held in memory until written.
     """
-    pools = read_import(lines, progress)
+    found = read_import(lines, progress)
+    pools = found.pools
     total = sum(len(records) for records in pools.values())
 
     def work(uow: SqlUnitOfWork) -> ImportReport:
@@ -329,7 +396,12 @@ def import_records(
             done += len(records)
             if progress is not None:
                 progress("projecting", done, total)
-        return ImportReport({pool_id: len(records) for pool_id, records in pools.items()})
+        for pool_id, event_seq in found.event_sequences.items():
+            uow.event_sequences.set(pool_id, event_seq)
+        return ImportReport(
+            {pool_id: len(records) for pool_id, records in pools.items()},
+            dict(found.event_sequences),
+        )
 
     def in_unit(unit: PoolUnit) -> ImportReport:
         assert isinstance(unit, SqlPoolUnit)
