@@ -233,17 +233,27 @@ def _object_members(text: str) -> dict[str, tuple[Any, int, int]]:
     return members
 
 
-def _counter(members: dict[str, tuple[Any, int, int]], line: int) -> EventCounter:
-    pool_id, event_seq = members["pool_id"][0], members["event_seq"][0]
-    if not isinstance(pool_id, str):
+def _checked_pool_id(value: object, line: int) -> str:
+    """A line's ``pool_id``, or :class:`ImportFormatError`."""
+    if not isinstance(value, str):
         raise ImportFormatError(line, "pool_id must be a string")
     try:
-        validate_identifier(pool_id)
+        validate_identifier(value)
     except ValueError as error:
         raise ImportFormatError(line, f"invalid pool_id: {error}") from None
-    if not isinstance(event_seq, int) or isinstance(event_seq, bool) or event_seq < 1:
-        shown = json.dumps(event_seq)
-        raise ImportFormatError(line, f"event_seq must be an integer >= 1, got {shown}")
+    return value
+
+
+def _at_least_one(key: str, value: object, line: int) -> int:
+    """A line's integer ``key`` of 1 or more, or :class:`ImportFormatError`."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ImportFormatError(line, f"{key} must be an integer >= 1, got {json.dumps(value)}")
+    return value
+
+
+def _counter(members: dict[str, tuple[Any, int, int]], line: int) -> EventCounter:
+    pool_id = _checked_pool_id(members["pool_id"][0], line)
+    event_seq = _at_least_one("event_seq", members["event_seq"][0], line)
     return EventCounter(line, pool_id, event_seq)
 
 
@@ -266,19 +276,9 @@ def parse_line(text: str, line: int) -> ImportedRecord | EventCounter:
         problems = [f"missing {', '.join(missing)}"] if missing else []
         problems += [f"unknown key(s) {', '.join(map(repr, unknown))}"] if unknown else []
         raise ImportFormatError(line, f"not an export record ({'; '.join(problems)})")
-    pool_id, seq, (payload, start, end) = (
-        members["pool_id"][0],
-        members["seq"][0],
-        members["payload"],
-    )
-    if not isinstance(pool_id, str):
-        raise ImportFormatError(line, "pool_id must be a string")
-    try:
-        validate_identifier(pool_id)
-    except ValueError as error:
-        raise ImportFormatError(line, f"invalid pool_id: {error}") from None
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
-        raise ImportFormatError(line, f"seq must be an integer >= 1, got {json.dumps(seq)}")
+    pool_id = _checked_pool_id(members["pool_id"][0], line)
+    seq = _at_least_one("seq", members["seq"][0], line)
+    payload, start, end = members["payload"]
     if not isinstance(payload, dict):
         raise ImportFormatError(line, "payload must be a JSON object")
     payload_json = text[start:end]
