@@ -257,7 +257,7 @@ class SqlRunner:
     def open_waiter(self, pool_id: str, poll_interval: float) -> Waiter:
         """The dialect's waiter (it opens its dedicated connection)."""
         self._check_open()
-        return self.dialect.open_waiter(self.engine.url, pool_id, poll_interval)
+        return self.dialect.open_waiter(self.engine, pool_id, poll_interval)
 
     # -- units of work ----------------------------------------------------------------------
 

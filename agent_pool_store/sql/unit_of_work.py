@@ -48,8 +48,7 @@ class SqlUnitOfWork:
         self.connection = self._engine.connect().execution_options(**options)
         try:
             self.connection.begin()
-            if self.wait_limit is not None:
-                self.dialect.limit_waits(self.connection, self.wait_limit)
+            self.dialect.limit_waits(self.connection, self.wait_limit)
         except BaseException:
             self.connection.close()
             raise

@@ -354,3 +354,57 @@ def test_a_sqlite_unit_with_a_shorter_wait_sets_and_restores_the_busy_timeout(
         assert busy_timeout(None) == 2000
         assert busy_timeout(0.25) == 250
         assert busy_timeout(None) == 2000
+
+
+@pytest.mark.postgresql
+def test_a_shared_engine_gets_the_lock_timeout_per_transaction(pg_url: URL) -> None:
+    """An engine the host built carries no ``lock_timeout``: the store sets it for each of
+    its transactions (``SET LOCAL``), so a held pool row still ends in Timeout, and the
+    host's own connections of that engine keep the server's setting."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(pg_url)
+    raw = Raw("postgresql", pg_url.set(drivername="postgresql").render_as_string(False))
+    try:
+        store = open_store(engine, lock_timeout=LOCK_TIMEOUT)
+        store.open_pool(POOL, EQUAL_CONFIG)
+        raw.begin()
+        raw.execute(
+            "SELECT pool_id FROM agent_pool_store_pools WHERE pool_id = ? FOR UPDATE", (POOL,)
+        )
+        with pytest.raises(AgentError) as caught:
+            store.join_member(POOL, AgentPoolMember(run_id="run.s", agent_id="a"))
+        assert caught.value.kind is AgentErrorKind.TIMEOUT
+        assert store.snapshot(POOL).cursor == AgentPoolStoreCursor(sequence=1)  # reads go on
+        raw.rollback()
+        assert store.join_member(POOL, AgentPoolMember(run_id="run.s", agent_id="a")).sequence == 2
+        with engine.connect() as connection:  # the setting did not leak into the host's work
+            assert connection.exec_driver_sql("SHOW lock_timeout").scalar() == "0"
+    finally:
+        raw.close()
+        engine.dispose()
+
+
+@pytest.mark.postgresql
+def test_a_follower_connects_as_the_shared_engine_does(pg_url: URL) -> None:
+    """The host's engine reaches the store's tables only through its ``search_path`` (they
+    live in a schema of their own, in a database where ``public`` has none): the follower's
+    connection is made by that engine, so it reaches them too."""
+    from sqlalchemy import create_engine, text
+
+    from agent_pool_store import migrations
+    from tests.databases import new_pg_database
+
+    with new_pg_database("aps_host") as url:
+        setup = create_engine(url)
+        with setup.begin() as connection:
+            connection.execute(text("CREATE SCHEMA host_app"))
+        setup.dispose()
+        engine = create_engine(url, connect_args={"options": "-c search_path=host_app"})
+        try:
+            migrations.upgrade(engine)
+            with open_store(engine) as store:
+                store.open_pool(POOL, EQUAL_CONFIG)
+                assert [r.cursor.sequence for r in store.follow(POOL, timeout=0)] == [1]
+        finally:
+            engine.dispose()

@@ -101,8 +101,12 @@ class PostgresqlDialect:
     migrates_on_open = False
     batch_migrations = False
 
-    def __init__(self, settings: EngineSettings) -> None:
+    def __init__(self, settings: EngineSettings, *, shared_engine: bool = False) -> None:
         self.settings = settings
+        self.shared_engine = shared_engine
+        """An engine the host built: its connections do not carry ``lock_timeout``. Every
+        unit then sets it with ``SET LOCAL`` (never beyond its transaction), and the
+        one-statement paths, which run outside a transaction, are off."""
 
     @staticmethod
     def engine_arguments(url: URL, settings: EngineSettings) -> tuple[URL, dict[str, Any]]:
@@ -151,8 +155,16 @@ class PostgresqlDialect:
         """Reads see one snapshot for all their statements (REPEATABLE READ)."""
         return {} if write else {"isolation_level": "REPEATABLE READ"}
 
-    def limit_waits(self, connection: Connection, seconds: float) -> None:
-        """``SET LOCAL lock_timeout`` (one more statement, only when the budget is short)."""
+    def limit_waits(self, connection: Connection, seconds: float | None) -> None:
+        """``SET LOCAL lock_timeout``, when it is needed.
+
+        One more statement, only when the budget is short (``seconds``) or the engine's
+        connections do not carry ``lock_timeout`` (a shared engine).
+        """
+        if seconds is None:
+            if not self.shared_engine:
+                return  # the connection's own lock_timeout is the full budget
+            seconds = self.settings.lock_timeout
         milliseconds = max(1, int(seconds * 1000))
         connection.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
 
@@ -253,7 +265,7 @@ class PostgresqlDialect:
         but a lock wait that ran out (Timeout), leaving the append to a unit of work, which
         catches up, retries or reports.
         """
-        if not self.settings.postgresql_one_statement:
+        if self.shared_engine or not self.settings.postgresql_one_statement:
             return None
         batch = ProjectionBatch()
         apply_payload(batch, payload)
@@ -303,7 +315,7 @@ class PostgresqlDialect:
         otherwise, or on any error, the look-up runs as a read unit of work (four round
         trips), which checks the pool, catches up or reports.
         """
-        if not self.settings.postgresql_one_statement:
+        if self.shared_engine or not self.settings.postgresql_one_statement:
             return None
         parameters = {"pool_id": pool_id, "key": key, "readable_config": readable_config}
         try:
@@ -314,6 +326,6 @@ class PostgresqlDialect:
             return None
         return None if row is None else (row[0],)
 
-    def open_waiter(self, url: URL, pool_id: str, poll_interval: float) -> Waiter:
-        """Listens on a connection of its own (the pool's records' NOTIFY)."""
-        return PostgresWaiter(url, pool_id, self.settings.lock_timeout)
+    def open_waiter(self, engine: Engine, pool_id: str, poll_interval: float) -> Waiter:
+        """Listens on a connection of its own, made by ``engine`` (the records' NOTIFY)."""
+        return PostgresWaiter(engine, pool_id, self.settings.lock_timeout)

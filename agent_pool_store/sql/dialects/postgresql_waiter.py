@@ -21,7 +21,7 @@ import os
 import time
 from typing import Any
 
-from sqlalchemy.engine import URL
+from sqlalchemy import Engine, exc
 
 from agent_pool_store.sql.errors import first_line, follow_unavailable
 from agent_pool_store.sql.schema import FollowerRow, table_of
@@ -48,29 +48,31 @@ _UNREGISTER = f"DELETE FROM {_FOLLOWERS} WHERE pool_id = %s AND backend_pid = pg
 class PostgresWaiter:
     """Wakes on ``NOTIFY agent_pool_records`` carrying the followed pool's id."""
 
-    def __init__(self, url: URL, pool_id: str, connect_timeout: float) -> None:
-        self._url = url
+    def __init__(self, engine: Engine, pool_id: str, lock_timeout: float) -> None:
+        self._engine = engine
+        self._url = engine.url
         self._pool_id = pool_id
-        self._connect_timeout = connect_timeout
+        self._lock_timeout = lock_timeout
         self._connection: Any = None
         self._connect()
 
     def _connect(self) -> None:
         import psycopg  # noqa: PLC0415 - an optional dependency, only for PostgreSQL
 
-        # the password is needed to connect; this string is never logged or shown
-        conninfo = self._url.set(drivername="postgresql").render_as_string(hide_password=False)
+        # a connection made as the engine makes them (its connect arguments: search_path,
+        # SSL, …; its connect events), then taken out of its pool for good: it listens
         try:
-            connection = psycopg.connect(
-                conninfo,
-                autocommit=True,
-                connect_timeout=max(1, round(self._connect_timeout)),
-                # its registration waits for locks no longer than the store's operations do
-                options=f"-c lock_timeout={max(1, int(self._connect_timeout * 1000))}",
-            )
-        except psycopg.Error as error:
-            raise follow_unavailable(self._url, first_line(error)) from None
+            pooled = self._engine.raw_connection()
+        except exc.SQLAlchemyError as error:
+            reason = first_line(error.orig if isinstance(error, exc.DBAPIError) else error)
+            raise follow_unavailable(self._url, reason) from None
+        pooled.detach()
+        connection: Any = pooled.dbapi_connection
         try:
+            connection.autocommit = True
+            # its registration waits for locks no longer than the store's operations do
+            lock_ms = max(1, int(self._lock_timeout * 1000))
+            connection.execute(f"SET lock_timeout = {lock_ms}")
             connection.execute(f"LISTEN {CHANNEL}")
             connection.execute(_FORGET_GONE)
             connection.execute(_REGISTER, (self._pool_id,))

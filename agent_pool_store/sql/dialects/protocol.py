@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from sqlalchemy import Column, Connection, Engine
-from sqlalchemy.engine import URL
 
 from agent_pool_store.domain import AgentPoolStoreRecordPayload
 from agent_pool_store.follow_loop import Waiter
@@ -59,8 +58,12 @@ class SqlDialect(Protocol):
         """
         ...
 
-    def limit_waits(self, connection: Connection, seconds: float) -> None:
-        """In a unit's transaction, just begun: its lock waits take at most ``seconds``."""
+    def limit_waits(self, connection: Connection, seconds: float | None) -> None:
+        """In a unit's transaction, just begun: its lock waits take at most ``seconds``.
+
+        ``None`` stands for the full ``lock_timeout``, which the dialect may already have set
+        on its connections.
+        """
         ...
 
     def lock_for_migration(self, connection: Connection) -> None:
@@ -115,6 +118,6 @@ class SqlDialect(Protocol):
         """
         ...
 
-    def open_waiter(self, url: URL, pool_id: str, poll_interval: float) -> Waiter:
+    def open_waiter(self, engine: Engine, pool_id: str, poll_interval: float) -> Waiter:
         """What tells a follower of the pool that new records may have committed."""
         ...

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL
 
@@ -10,6 +12,9 @@ from agent_pool_store.sql.dialects.postgresql import PostgresqlDialect
 from agent_pool_store.sql.dialects.protocol import SqlDialect
 from agent_pool_store.sql.dialects.sqlite import SqliteDialect
 from agent_pool_store.sql.settings import EngineSettings, safe_url
+
+_BUILT: weakref.WeakSet[Engine] = weakref.WeakSet()
+"""Engines :func:`engine_for_url` made (with the store's connect arguments)."""
 
 _DIALECTS: dict[str, type[SqliteDialect] | type[PostgresqlDialect]] = {
     "sqlite": SqliteDialect,
@@ -31,7 +36,9 @@ def engine_for_url(url: URL, settings: EngineSettings) -> Engine:
     if dialect is None:
         raise _unsupported(url)
     url, arguments = dialect.engine_arguments(url, settings)
-    return create_engine(url, **arguments)
+    engine = create_engine(url, **arguments)
+    _BUILT.add(engine)
+    return engine
 
 
 def missing_database(url: URL) -> str | None:
@@ -41,8 +48,12 @@ def missing_database(url: URL) -> str | None:
 
 
 def dialect_for(engine: Engine, settings: EngineSettings) -> SqlDialect:
-    """The dialect serving ``engine``, bound to ``settings``."""
+    """The dialect serving ``engine``, bound to ``settings``.
+
+    An engine the store did not build (the host's) lacks the store's connect arguments; the
+    dialect is told, so that it sets what it needs per transaction instead.
+    """
     dialect = _DIALECTS.get(engine.dialect.name)
     if dialect is None:
         raise _unsupported(engine.url)
-    return dialect(settings)
+    return dialect(settings, shared_engine=engine not in _BUILT)

@@ -70,8 +70,8 @@ class SqliteDialect:
     migrates_on_open = True
     batch_migrations = True
 
-    def __init__(self, settings: EngineSettings) -> None:
-        self.settings = settings
+    def __init__(self, settings: EngineSettings, *, shared_engine: bool = False) -> None:
+        self.settings = settings  # a shared engine's connections are set up at checkout
 
     @staticmethod
     def engine_arguments(url: URL, settings: EngineSettings) -> tuple[URL, dict[str, Any]]:
@@ -145,7 +145,7 @@ class SqliteDialect:
             options[BUSY_OPTION] = max(1, int(wait_limit * 1000))
         return options
 
-    def limit_waits(self, connection: Connection, seconds: float) -> None:
+    def limit_waits(self, connection: Connection, seconds: float | None) -> None:
         """Nothing more: the busy timeout was set before ``BEGIN`` (see :meth:`unit_options`)."""
 
     def lock_for_migration(self, connection: Connection) -> None:
@@ -220,6 +220,6 @@ class SqliteDialect:
         """Never: a read unit of work costs no extra round trip on SQLite."""
         return None
 
-    def open_waiter(self, url: URL, pool_id: str, poll_interval: float) -> Waiter:
+    def open_waiter(self, engine: Engine, pool_id: str, poll_interval: float) -> Waiter:
         """Polls ``PRAGMA data_version`` on a connection of its own."""
-        return SqliteWaiter(url, poll_interval, self.settings.lock_timeout)
+        return SqliteWaiter(engine.url, poll_interval, self.settings.lock_timeout)
