@@ -16,8 +16,6 @@ class PoolHead:
     appended a record).
     """
 
-    exists: bool
-    """Whether the pool has a row in ``agent_pool_store_pools``."""
     config_json: str | None
     """The stored config (``None``: the pool was never opened)."""
     created: bool
@@ -35,7 +33,7 @@ class PoolHead:
     @classmethod
     def absent(cls) -> PoolHead:
         """A pool without a row: nothing projected, nothing known to follow."""
-        return cls(exists=False, config_json=None, created=False, projected_seq=0, behind=False)
+        return cls(config_json=None, created=False, projected_seq=0, behind=False)
 
     @classmethod
     def of_row(cls, row: Sequence[Any]) -> PoolHead:
@@ -45,7 +43,6 @@ class PoolHead:
         a sixth column, where the dialect reads one, is the unit's transaction id.
         """
         return cls(
-            exists=True,
             config_json=row[0],
             created=bool(row[1]),
             projected_seq=int(row[2]),
@@ -56,4 +53,4 @@ class PoolHead:
 
     def appended(self, seq: int) -> PoolHead:
         """The head after this unit appended the record ``seq`` (and projected it)."""
-        return replace(self, exists=True, projected_seq=seq, behind=False)
+        return replace(self, projected_seq=seq, behind=False)
