@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
+from sqlalchemy.orm import Session
 
-from agent_pool_store import AgentPoolStore, InMemoryAgentPoolStore, open_store
+from agent_pool_store import AgentPoolStore, InMemoryAgentPoolStore, SqlAgentPoolStore, open_store
 from tests.databases import (  # noqa: F401 - fixtures
     pg_database,
     pg_url,
@@ -97,17 +100,87 @@ def _postgresql_units_backend(request: pytest.FixtureRequest) -> Backend:
     return Backend("postgresql-units", lambda: open_store(url, postgresql_one_statement=False))
 
 
+CONTRACT_OPERATIONS = (
+    "open_pool",
+    "snapshot",
+    "record_pool_created",
+    "join_member",
+    "leave_member",
+    "message_receipt",
+    "record_message",
+    "wake_registration",
+    "wake",
+    "record_wake",
+    "watch",
+    "next_event_sequence",
+)
+
+
+class HostTransactionPerCall:
+    """A store whose every operation runs through ``bind`` in a host transaction of its own.
+
+    ``session=True`` binds an ORM Session (``with Session(engine) as s, s.begin()``), else
+    a Core connection (``engine.begin()``); the host commits when the call returns and
+    rolls back when it raises. ``watch`` is read to the end inside the transaction.
+    """
+
+    def __init__(self, store: SqlAgentPoolStore, *, session: bool) -> None:
+        self.store = store
+        self.session = session
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in CONTRACT_OPERATIONS:
+            raise AttributeError(name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with ExitStack() as stack:
+                if self.session:
+                    host: Any = stack.enter_context(Session(self.store.engine))
+                    stack.enter_context(host.begin())
+                else:
+                    host = stack.enter_context(self.store.engine.begin())
+                result = getattr(self.store.bind(host), name)(*args, **kwargs)
+                return iter(list(result)) if name == "watch" else result
+
+        return call
+
+
+def _sqlite_bound_backend(request: pytest.FixtureRequest) -> Backend:
+    """SQLite through ``bind``: each call in an ORM Session's transaction."""
+    url = sqlite_url(request.getfixturevalue("sqlite_file"))
+    return Backend(
+        "sqlite-bound",
+        lambda: cast(AgentPoolStore, HostTransactionPerCall(open_store(url), session=True)),
+    )
+
+
+def _postgresql_bound_backend(request: pytest.FixtureRequest) -> Backend:
+    """PostgreSQL through ``bind``: each call in a Core connection's transaction."""
+    url = request.getfixturevalue("pg_url")
+    return Backend(
+        "postgresql-bound",
+        lambda: cast(AgentPoolStore, HostTransactionPerCall(open_store(url), session=False)),
+    )
+
+
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {
     "memory": lambda request: _memory_backend(),
     "sqlite": _sqlite_backend,
     "postgresql": _postgresql_backend,
     "postgresql-units": _postgresql_units_backend,
+    "sqlite-bound": _sqlite_bound_backend,
+    "postgresql-bound": _postgresql_bound_backend,
 }
 
 BACKEND_MARKS = {
     "sqlite": pytest.mark.sqlite,
     "postgresql": pytest.mark.postgresql,
     "postgresql-units": pytest.mark.postgresql,
+    "sqlite-bound": pytest.mark.sqlite,
+    "postgresql-bound": pytest.mark.postgresql,
 }
 
 

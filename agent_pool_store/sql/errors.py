@@ -33,9 +33,9 @@ def is_transient(error: exc.DBAPIError) -> bool:
     state = _sqlstate(error)
     if state is not None:
         return state in _PG_TRANSIENT or state == _PG_UNIQUE or state in _PG_LOCK_TIMEOUT
+    if is_busy(error):
+        return True
     message = str(error.orig).lower()
-    if isinstance(error, exc.OperationalError):
-        return "locked" in message or "busy" in message
     if isinstance(error, exc.IntegrityError):
         return "unique" in message and "agent_pool_records" in message
     return False
@@ -55,6 +55,12 @@ def is_disconnect(error: exc.DBAPIError) -> bool:
 def is_lock_timeout(error: exc.DBAPIError) -> bool:
     """Whether a PostgreSQL statement gave up waiting for a lock (``lock_timeout``)."""
     return _sqlstate(error) in _PG_LOCK_TIMEOUT
+
+
+def is_busy(error: exc.DBAPIError) -> bool:
+    """Whether SQLite gave up waiting for its write lock (busy timeout, or no wait possible)."""
+    message = str(error.orig).lower()
+    return isinstance(error, exc.OperationalError) and ("locked" in message or "busy" in message)
 
 
 def timeout_error(what: str, seconds: float) -> AgentError:

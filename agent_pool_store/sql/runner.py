@@ -65,7 +65,7 @@ KNOWN_CONFIGS_KEPT = 4096
 """Pools whose stored config a runner remembers having parsed (see :class:`ConfigCache`)."""
 
 
-class _CatchUpNeededError(Exception):
+class CatchUpNeededError(Exception):
     """A read found records its projections have not applied yet."""
 
 
@@ -329,7 +329,7 @@ class SqlRunner:
                         f"{self._what()}: the connection was lost at COMMIT, which did not "
                         "take effect; nothing was written",
                     )
-            except _CatchUpNeededError:
+            except CatchUpNeededError:
                 write = True
             except exc.DBAPIError as error:
                 if error.connection_invalidated:
@@ -358,7 +358,7 @@ class SqlRunner:
         if head is None:
             if not uow.write:
                 if uow.records.last_seq(pool_id):
-                    raise _CatchUpNeededError
+                    raise CatchUpNeededError
                 return SqlPoolUnit(uow, pool_id, PoolHead.absent(), self.configs)
             uow.pools.create(pool_id)
             head = uow.pools.head(pool_id, lock=True)
@@ -368,7 +368,7 @@ class SqlRunner:
             raise uow.records.unsound_log(pool_id, head.projected_seq)
         if head.behind and catch_up:
             if not uow.write:
-                raise _CatchUpNeededError
+                raise CatchUpNeededError
             head = self.catch_up(uow, pool_id, head.projected_seq)
         return SqlPoolUnit(uow, pool_id, head, self.configs)
 

@@ -18,6 +18,7 @@ from agent_pool_store import arguments, migrations
 from agent_pool_store.errors import AgentError
 from agent_pool_store.operations import PoolStoreOperations, PoolUnit
 from agent_pool_store.sql import admin, transfer
+from agent_pool_store.sql.binding import BoundAgentPoolStore, HostTransaction
 from agent_pool_store.sql.engine import build_engine
 from agent_pool_store.sql.errors import translate
 from agent_pool_store.sql.integrity import VerificationReport, rebuild_pool, verify_pool
@@ -65,6 +66,23 @@ class SqlAgentPoolStore(PoolStoreOperations[SqlRunner]):
         self._runner.closed = True
         if self._owns_engine:
             self.engine.dispose()
+
+    def bind(self, host: HostTransaction) -> BoundAgentPoolStore:
+        """The store's twelve operations in the host's transaction.
+
+        ``host`` is a :class:`~sqlalchemy.Connection` or ORM
+        :class:`~sqlalchemy.orm.Session` of this store's engine. Every operation of the
+        returned view runs on it, in a savepoint of its transaction: the store never commits,
+        rolls back or closes it, and what the view wrote commits or rolls back with the
+        host's transaction::
+
+            with Session(store.engine) as session, session.begin():
+                session.add(task)
+                store.bind(session).record_message(pool_id, message)
+
+        See :mod:`agent_pool_store.sql.binding` (locks, SQLite's write transaction, retries).
+        """
+        return BoundAgentPoolStore(self._runner, host)
 
     def __enter__(self) -> SqlAgentPoolStore:
         return self

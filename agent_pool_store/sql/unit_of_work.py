@@ -1,7 +1,12 @@
-"""The unit of work: one connection, one transaction, committed only when told."""
+"""The unit of work: one connection, one transaction, committed only when told.
+
+:class:`SqlUnitOfWork` owns its connection and transaction; :class:`HostUnitOfWork` runs
+on a host application's connection, inside its transaction (``SqlAgentPoolStore.bind``).
+"""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine
@@ -52,10 +57,13 @@ class SqlUnitOfWork:
         except BaseException:
             self.connection.close()
             raise
+        self._attach_repositories()
+        return self
+
+    def _attach_repositories(self) -> None:
         self.records = RecordRepository(self.connection)
         self.pools = PoolRepository(self.connection, self.dialect)
         self.event_sequences = EventSequenceRepository(self.connection, self.dialect)
-        return self
 
     def projections(self, pool_id: str) -> ProjectionRepository:
         """The projection repository of one pool."""
@@ -76,3 +84,41 @@ class SqlUnitOfWork:
         traceback: TracebackType | None,
     ) -> None:
         self.connection.close()  # rolls back whatever was not committed
+
+
+class HostUnitOfWork(SqlUnitOfWork):
+    """A unit of work inside a host application's transaction, on the host's connection.
+
+    It never commits, rolls back or closes what the host owns: it runs in a savepoint of
+    the host's transaction (``Connection.begin_nested``), released when the block ends
+    normally and rolled back when it fails, so a failed operation leaves the host's
+    transaction as it was, and usable. The dialect prepares the savepoint for the unit
+    (``SqlDialect.host_unit``: lock waits bounded by ``lock_timeout``, SQLite's write lock)
+    and restores the host's own settings afterwards. What the unit wrote commits, or not,
+    with the host's transaction.
+    """
+
+    def __init__(self, connection: Connection, dialect: SqlDialect, *, write: bool) -> None:
+        super().__init__(connection.engine, dialect, write=write)
+        self.connection = connection
+        self._stack = ExitStack()
+
+    def __enter__(self) -> HostUnitOfWork:
+        with ExitStack() as stack:
+            stack.enter_context(self.connection.begin_nested())
+            stack.enter_context(self.dialect.host_unit(self.connection, write=self.write))
+            self._stack = stack.pop_all()
+        self._attach_repositories()
+        return self
+
+    def commit(self) -> bool:
+        """Nothing to do: the savepoint is released when the block ends; the host commits."""
+        return True
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stack.__exit__(exc_type, exc, traceback)

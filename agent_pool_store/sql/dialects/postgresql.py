@@ -32,8 +32,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Mapping
-from contextlib import ExitStack
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from sqlalchemy import Column, Connection, Engine, Text, cast, event, exc, func, text
@@ -78,6 +78,10 @@ _APPENDED = text(
     "SELECT seq FROM agent_pool_records WHERE pool_id = :pool_id AND append_token = :token"
     " ORDER BY seq DESC LIMIT 1"
 )
+_SWAP_LOCK_TIMEOUT = text(
+    "SELECT current_setting('lock_timeout'), set_config('lock_timeout', :value, true)"
+)
+"""Set the transaction's ``lock_timeout``, returning the value it had."""
 _HEAD_FOR_WRITE = statements.HEAD_FOR_UPDATE.add_columns(cast(func.pg_current_xact_id(), Text))
 """The locked head and the unit's transaction id (assigned now; the unit writes)."""
 
@@ -167,6 +171,18 @@ class PostgresqlDialect:
             seconds = self.settings.lock_timeout
         milliseconds = max(1, int(seconds * 1000))
         connection.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
+
+    @contextmanager
+    def host_unit(self, connection: Connection, *, write: bool) -> Iterator[None]:
+        """``lock_timeout`` for the unit (``set_config`` local), then the host's value again.
+
+        Set inside the unit's savepoint: when the unit fails, rolling the savepoint back
+        restores the host's value; when it succeeds, it is set back before the release.
+        """
+        milliseconds = f"{max(1, int(self.settings.lock_timeout * 1000))}ms"
+        previous = connection.execute(_SWAP_LOCK_TIMEOUT, {"value": milliseconds}).scalar_one()
+        yield
+        connection.execute(_SWAP_LOCK_TIMEOUT, {"value": previous})
 
     def lock_for_migration(self, connection: Connection) -> None:
         """An advisory transaction lock: concurrent upgrades run one after the other."""

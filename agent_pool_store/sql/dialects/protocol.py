@@ -8,6 +8,7 @@ and the caller takes the general path: SQLite's ``try_append`` always returns ``
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from sqlalchemy import Column, Connection, Engine
@@ -63,6 +64,17 @@ class SqlDialect(Protocol):
 
         ``None`` stands for the full ``lock_timeout``, which the dialect may already have set
         on its connections.
+        """
+        ...
+
+    def host_unit(self, connection: Connection, *, write: bool) -> AbstractContextManager[None]:
+        """Prepare a savepoint of a host's transaction for one unit of work, and restore.
+
+        For ``SqlAgentPoolStore.bind``: inside the block, lock waits take at most
+        ``lock_timeout`` and, when ``write``, the unit can write without waiting for a lock
+        its own transaction would have to give up (SQLite's write lock is taken, or the
+        unit fails with a clear error). Whatever the dialect set on the host's connection
+        is as it was afterwards.
         """
         ...
 

@@ -12,14 +12,17 @@ from __future__ import annotations
 import sqlite3
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, event
+from sqlalchemy import Column, Connection, Engine, event, exc
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL
 
 from agent_pool_store.domain import AgentPoolStoreRecordPayload
+from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.follow_loop import Waiter
 from agent_pool_store.sql import statements
 from agent_pool_store.sql.dialects.driver import execute_many, execute_sql, fetch_one
@@ -42,6 +45,11 @@ _BUSY_SET = "agent_pool_store_busy_ms"
 _CONFIGURED: weakref.WeakSet[Engine] = weakref.WeakSet()
 _CONFIGURED_CONNECTION = "agent_pool_store_configured"
 """Key in a pooled connection's ``info``: the store's pragmas are set on it."""
+
+
+_TAKE_WRITE_LOCK = "UPDATE agent_pool_store_pools SET pool_id = pool_id WHERE 0"
+"""A write that changes nothing: SQLite takes the write lock for it (as ``BEGIN IMMEDIATE``
+would), so a unit in a host's transaction knows at once whether it can write."""
 
 
 def _enable_wal(cursor: Any, timeout: float) -> None:
@@ -147,6 +155,39 @@ class SqliteDialect:
 
     def limit_waits(self, connection: Connection, seconds: float | None) -> None:
         """Nothing more: the busy timeout was set before ``BEGIN`` (see :meth:`unit_options`)."""
+
+    @contextmanager
+    def host_unit(self, connection: Connection, *, write: bool) -> Iterator[None]:
+        """The busy timeout for the unit; for a write, SQLite's write lock, taken first.
+
+        A host's transaction began with a plain ``BEGIN``. If it has not written yet, the
+        unit takes the write lock now, waiting for other writers at most ``lock_timeout``.
+        If it has read, and another connection holds the lock or has committed since,
+        SQLite cannot give it the lock at all: the unit fails at once (Retryable: roll the
+        host's transaction back and run it again) rather than wait for what cannot come.
+        The host's busy timeout is set back afterwards.
+        """
+        busy_ms = max(1, int(self.settings.lock_timeout * 1000))
+        previous = connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {busy_ms}")
+        try:
+            if write:
+                try:
+                    connection.exec_driver_sql(_TAKE_WRITE_LOCK)
+                except exc.OperationalError as error:
+                    if "locked" not in str(error.orig) and "busy" not in str(error.orig):
+                        raise
+                    raise AgentError(
+                        AgentErrorKind.TIMEOUT,
+                        RetryClassification.RETRYABLE,
+                        "sqlite agent pool store: the host's transaction could not take "
+                        "SQLite's write lock (another connection holds it, or wrote after "
+                        "this transaction first read); roll the transaction back and run "
+                        "it again, and let it write (or bind the store) before it reads",
+                    ) from None
+            yield
+        finally:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(previous)}")
 
     def lock_for_migration(self, connection: Connection) -> None:
         """Nothing more: the migration's ``BEGIN IMMEDIATE`` holds the file's write lock."""
