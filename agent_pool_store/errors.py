@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 
 
@@ -54,17 +56,34 @@ class AgentError(Exception):
     JournalFailure / UserActionNeeded; every other error, Retryable ones included, means the
     operation did not take effect."""
 
-    def __init__(self, kind: AgentErrorKind, retry: RetryClassification, message: str) -> None:
+    pool_id: str | None = None
+    """The pool the failed call was about, when it was about one. Store operations set it
+    (the message keeps the reference implementation's text); ``str(error)`` names it."""
+
+    def __init__(
+        self,
+        kind: AgentErrorKind,
+        retry: RetryClassification,
+        message: str,
+        *,
+        pool_id: str | None = None,
+    ) -> None:
         super().__init__(kind, retry, message)
         self.kind = kind
         self.retry = retry
         self.message = message
+        if pool_id is not None:
+            self.pool_id = pool_id
 
     def __str__(self) -> str:
-        return f"{self.kind.value}: {self.message}"
+        shown = f"{self.kind.value}: {self.message}"
+        if self.pool_id is None or repr(self.pool_id) in self.message:
+            return shown
+        return f"{shown} (pool {self.pool_id!r})"
 
     def __repr__(self) -> str:
-        return f"AgentError({self.kind.value}, {self.retry.value}, {self.message!r})"
+        pool = "" if self.pool_id is None else f", pool_id={self.pool_id!r}"
+        return f"AgentError({self.kind.value}, {self.retry.value}, {self.message!r}{pool})"
 
     @classmethod
     def unknown_outcome(cls, message: str) -> AgentError:
@@ -127,6 +146,7 @@ class AgentError(Exception):
             AgentErrorKind.INVALID_STATE_TRANSITION,
             RetryClassification.REPAIR_NEEDED,
             f"agent pool {pool_id!r} record seq {shown} cannot be read: {reason}",
+            pool_id=pool_id,
         )
 
     @classmethod
@@ -137,4 +157,16 @@ class AgentError(Exception):
             RetryClassification.REPAIR_NEEDED,
             f"agent pool {pool_id!r} {area} projection cannot be read ({reason}); "
             "rebuild the pool's projections from its log",
+            pool_id=pool_id,
         )
+
+
+@contextmanager
+def about_pool(pool_id: str) -> Iterator[None]:
+    """An AgentError leaving the block names ``pool_id`` (unless it names a pool already)."""
+    try:
+        yield
+    except AgentError as error:
+        if error.pool_id is None:
+            error.pool_id = pool_id
+        raise

@@ -40,7 +40,7 @@ from agent_pool_store.domain import (
     WakeRecorded,
     WakeRegistration,
 )
-from agent_pool_store.errors import AgentError
+from agent_pool_store.errors import AgentError, about_pool
 from agent_pool_store.follow_loop import (
     DEFAULT_POLL_INTERVAL,
     Follower,
@@ -185,7 +185,8 @@ class PoolStoreOperations(Generic[R]):
             self._opened(unit)
             return work(unit)
 
-        return self._runner.run(pool_id, write=False, work=checked)
+        with about_pool(pool_id):
+            return self._runner.run(pool_id, write=False, work=checked)
 
     def open_pool(self, pool_id: str, config: AgentPoolStoreConfig) -> AgentPoolSnapshot:
         """See :meth:`AgentPoolStore.open_pool`."""
@@ -200,7 +201,8 @@ class PoolStoreOperations(Generic[R]):
                 raise AgentError.config_conflict(self._runner.store_name)
             return unit.snapshot()
 
-        return self._runner.run(pool_id, write=True, work=work)
+        with about_pool(pool_id):
+            return self._runner.run(pool_id, write=True, work=work)
 
     def snapshot(self, pool_id: str) -> AgentPoolSnapshot:
         """See :meth:`AgentPoolStore.snapshot`."""
@@ -212,7 +214,8 @@ class PoolStoreOperations(Generic[R]):
             self._opened(unit)
             return work(unit)
 
-        return self._runner.look_up(pool_id, lookup, key, checked)
+        with about_pool(pool_id):
+            return self._runner.look_up(pool_id, lookup, key, checked)
 
     def _append(
         self,
@@ -227,7 +230,8 @@ class PoolStoreOperations(Generic[R]):
             self._opened(unit)
             return unit.append(payload, payload_json)
 
-        return self._runner.append(pool_id, payload, payload_json, work)
+        with about_pool(pool_id):
+            return self._runner.append(pool_id, payload, payload_json, work)
 
     def record_pool_created(self, pool_id: str) -> AgentPoolStoreCursor:
         """See :meth:`AgentPoolStore.record_pool_created`."""
@@ -253,7 +257,8 @@ class PoolStoreOperations(Generic[R]):
                 raise AgentError.not_a_member()
             return member, unit.append(MemberLeft(member=member))
 
-        return self._runner.run(pool_id, write=True, work=work)
+        with about_pool(pool_id):
+            return self._runner.run(pool_id, write=True, work=work)
 
     def message_receipt(self, pool_id: str, idempotency_key: str) -> MessageReceipt | None:
         """See :meth:`AgentPoolStore.message_receipt`."""
@@ -324,9 +329,10 @@ class PoolStoreOperations(Generic[R]):
         if after >= MAX_STORED_SEQUENCE:
             return  # no stored record can come after it
         while True:
-            batch = self._runner.run(
-                pool_id, write=False, work=functools.partial(_records_after, sequence=after)
-            )
+            with about_pool(pool_id):
+                batch = self._runner.run(
+                    pool_id, write=False, work=functools.partial(_records_after, sequence=after)
+                )
             for record in batch:
                 after = record.cursor.sequence
                 yield record
@@ -341,7 +347,8 @@ class PoolStoreOperations(Generic[R]):
             self._opened(unit)
             return unit.next_event_sequence()
 
-        return self._runner.run(pool_id, write=True, work=work)
+        with about_pool(pool_id):
+            return self._runner.run(pool_id, write=True, work=work)
 
     def follow(
         self,
@@ -365,10 +372,15 @@ class PoolStoreOperations(Generic[R]):
         Arguments are checked when called. The in-memory store wakes on a condition variable.
         """
         pool, after = check_follow_arguments(pool_id, cursor, timeout, poll_interval)
+
+        def open_waiter() -> Waiter:
+            with about_pool(pool):
+                return self._runner.open_waiter(pool, poll_interval)
+
         return follow_records(
             lambda sequence: self.watch(pool, sequence),
             after,
-            lambda: self._runner.open_waiter(pool, poll_interval),
+            open_waiter,
             timeout=timeout,
             stop=stop,
             poll_interval=poll_interval,

@@ -6,6 +6,7 @@ emptied), with a host table of the test's own next to the store's tables.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -242,6 +243,11 @@ def test_a_lock_wait_is_bounded_and_the_host_can_go_on(engine: Engine) -> None:
                 store.bind(waiter).record_message(POOL, *message_pair("message.waiter"))
             assert raised.value.retry is RetryClassification.RETRYABLE
             assert raised.value.kind is AgentErrorKind.TIMEOUT
+            driver_error = raised.value.__cause__  # the driver's own error stays reachable
+            if engine.dialect.name == "postgresql":
+                assert getattr(driver_error, "sqlstate", None) == "55P03"  # lock_not_available
+            else:
+                assert isinstance(driver_error, sqlite3.OperationalError)
             # the waiter's transaction is still usable (PostgreSQL: not aborted)
             assert waiter.execute(select(func.count()).select_from(Task)).scalar_one() == 0
             waiter.rollback()

@@ -306,7 +306,8 @@ def test_snapshot_plain_json_and_rich(db: Db) -> None:
 
 def test_snapshot_of_an_unopened_pool_fails_in_one_line(db: Db) -> None:
     line = one_error_line(run(["--url", db.url, "snapshot", "pool.nowhere"]), 1)
-    assert line.startswith("agent-pool-store: error: pool 'pool.nowhere': HostConfigurationNeeded")
+    assert line.startswith("agent-pool-store: error: HostConfigurationNeeded: ")
+    assert line.endswith("has not opened this pool (pool 'pool.nowhere')")
 
 
 def test_watch_plain_json_after(db: Db) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL
 
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.sql.engine import build_engine
-from agent_pool_store.sql.errors import translate
+from agent_pool_store.sql.errors import driver_cause, translate
 from agent_pool_store.sql.settings import EngineSettings, safe_url
 from alembic import command
 
@@ -74,7 +74,9 @@ def _translated(engine: Engine) -> Iterator[None]:
     try:
         yield
     except exc.SQLAlchemyError as error:
-        raise translate(error, f"migrating {safe_url(engine.url)}") from None
+        raise translate(error, f"migrating {safe_url(engine.url)}") from driver_cause(
+            error, engine.url
+        )
 
 
 def upgrade(url_or_engine: str | URL | Engine, revision: str = "head") -> None:

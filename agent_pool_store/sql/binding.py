@@ -34,6 +34,7 @@ from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassificat
 from agent_pool_store.follow_loop import Waiter
 from agent_pool_store.operations import Lookup, PoolStoreOperations, PoolUnit
 from agent_pool_store.sql.errors import (
+    driver_cause,
     first_line,
     is_busy,
     is_lock_timeout,
@@ -131,9 +132,9 @@ class BoundRunner(SqlRunner):
             except CatchUpNeededError:
                 write = True
             except exc.DBAPIError as error:
-                raise self._failed(error) from None
+                raise self._failed(error) from driver_cause(error, self.engine.url)
             except exc.SQLAlchemyError as error:
-                raise translate(error, self._what()) from None
+                raise translate(error, self._what()) from driver_cause(error, self.engine.url)
             if time.monotonic() >= deadline:
                 raise timeout_error(self._what(), self.settings.lock_timeout)
 

@@ -11,7 +11,7 @@ from sqlalchemy import exc
 from sqlalchemy.engine import URL
 
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
-from agent_pool_store.sql.settings import safe_url
+from agent_pool_store.sql.settings import safe_url, url_secrets
 
 _PG_TRANSIENT = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 _PG_LOCK_TIMEOUT = {"55P03", "57014"}  # lock_not_available, query_canceled (timeouts)
@@ -72,8 +72,34 @@ def timeout_error(what: str, seconds: float) -> AgentError:
     )
 
 
+def driver_cause(error: BaseException, url: URL | None = None) -> BaseException | None:
+    """The driver's own exception behind ``error``, fit to be an AgentError's ``__cause__``.
+
+    It keeps its type, message and attributes (psycopg's ``sqlstate`` and ``diag``), so a
+    caller can reach it (``error.__cause__``), but not its traceback or chain: a traceback
+    of an AgentError shows the driver's one line, never frames from inside SQLAlchemy or
+    the driver. ``error`` is SQLAlchemy's wrapper or the driver's exception itself. ``None``
+    when there is none, or when its text holds a secret of ``url``.
+    """
+    cause: BaseException | None
+    if isinstance(error, exc.DBAPIError):
+        cause = error.orig
+    else:
+        cause = None if isinstance(error, exc.SQLAlchemyError) else error
+    if not isinstance(cause, BaseException):
+        return None
+    if url is not None and any(secret in str(cause) for secret in url_secrets(url)):
+        return None
+    cause.__cause__ = None
+    cause.__suppress_context__ = True
+    return cause.with_traceback(None)
+
+
 def translate(error: exc.SQLAlchemyError, what: str) -> AgentError:
-    """An AgentError for a non-transient database error."""
+    """An AgentError for a non-transient database error.
+
+    Raise it ``from driver_cause(error, url)``, so that the driver's error stays reachable.
+    """
     if isinstance(error, exc.TimeoutError):  # the connection pool's checkout wait ran out
         return AgentError(
             AgentErrorKind.TIMEOUT,

@@ -44,7 +44,13 @@ from agent_pool_store.follow_loop import Waiter
 from agent_pool_store.operations import Lookup, PoolUnit
 from agent_pool_store.sql import statements
 from agent_pool_store.sql.dialects.protocol import SqlDialect
-from agent_pool_store.sql.errors import first_line, is_transient, timeout_error, translate
+from agent_pool_store.sql.errors import (
+    driver_cause,
+    first_line,
+    is_transient,
+    timeout_error,
+    translate,
+)
 from agent_pool_store.sql.parsing import checked_row, parse_payload, parse_projection
 from agent_pool_store.sql.pool_head import PoolHead
 from agent_pool_store.sql.projection_batch import ProjectionBatch
@@ -232,7 +238,7 @@ class SqlRunner:
                 self.engine, pool_id, readable_config, payload, payload_json
             )
         except exc.SQLAlchemyError as error:  # e.g. no pooled connection became free
-            raise translate(error, self._what()) from None
+            raise translate(error, self._what()) from driver_cause(error, self.engine.url)
         return None if seq is None else AgentPoolStoreCursor(sequence=seq)
 
     def try_look_up(self, pool_id: str, lookup: Lookup, key: str) -> tuple[BaseModel | None] | None:
@@ -246,7 +252,7 @@ class SqlRunner:
                 self.engine, pool_id, readable_config, json_column, key
             )
         except exc.SQLAlchemyError as error:  # e.g. no pooled connection became free
-            raise translate(error, self._what()) from None
+            raise translate(error, self._what()) from driver_cause(error, self.engine.url)
         if found is None:
             return None
         json = found[0]
@@ -281,9 +287,11 @@ class SqlRunner:
                     return work(uow)
             except exc.DBAPIError as error:
                 if not (error.connection_invalidated and attempt == 1):
-                    raise translate(error, self._what(action)) from None
+                    raise translate(error, self._what(action)) from driver_cause(
+                        error, self.engine.url
+                    )
             except exc.SQLAlchemyError as error:
-                raise translate(error, self._what(action)) from None
+                raise translate(error, self._what(action)) from driver_cause(error, self.engine.url)
         raise AssertionError("unreachable")
 
     def run(
@@ -337,19 +345,23 @@ class SqlRunner:
                     # commit): nothing of the unit was committed, so it runs again, on a
                     # fresh connection. This also replaces a "pre-ping" per checkout.
                     if time.monotonic() >= deadline:
-                        raise translate(error, self._what()) from None
+                        raise translate(error, self._what()) from driver_cause(
+                            error, self.engine.url
+                        )
                     LOG.info("pool %r: connection lost before COMMIT; running again", pool_id)
                     continue
                 if not is_transient(error):
-                    raise translate(error, self._what()) from None
+                    raise translate(error, self._what()) from driver_cause(error, self.engine.url)
                 if time.monotonic() >= deadline:
-                    raise timeout_error(self._what(), self.settings.lock_timeout) from None
+                    raise timeout_error(self._what(), self.settings.lock_timeout) from driver_cause(
+                        error, self.engine.url
+                    )
                 LOG.debug("pool %r: %s; running again", pool_id, first_line(error.orig))
                 backoff = min(0.2, 0.005 * 2**attempt) * random.uniform(0.5, 1.5)
                 time.sleep(max(0.0, min(backoff, deadline - time.monotonic())))
                 attempt += 1
             except exc.SQLAlchemyError as error:
-                raise translate(error, self._what()) from None
+                raise translate(error, self._what()) from driver_cause(error, self.engine.url)
 
     def _prepare(self, uow: SqlUnitOfWork, pool_id: str, *, catch_up: bool) -> SqlPoolUnit:
         head = uow.pools.head(pool_id, lock=uow.write)  # the unit's first statement

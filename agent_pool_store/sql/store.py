@@ -15,12 +15,12 @@ from sqlalchemy import Engine, exc
 from sqlalchemy.engine import URL
 
 from agent_pool_store import arguments, migrations
-from agent_pool_store.errors import AgentError
+from agent_pool_store.errors import AgentError, about_pool
 from agent_pool_store.operations import PoolStoreOperations, PoolUnit
 from agent_pool_store.sql import admin, transfer
 from agent_pool_store.sql.binding import BoundAgentPoolStore, HostTransaction
 from agent_pool_store.sql.engine import build_engine
-from agent_pool_store.sql.errors import translate
+from agent_pool_store.sql.errors import driver_cause, translate
 from agent_pool_store.sql.integrity import VerificationReport, rebuild_pool, verify_pool
 from agent_pool_store.sql.runner import SqlPoolUnit, SqlRunner
 from agent_pool_store.sql.settings import DEFAULT_URL, EngineSettings, SqliteSynchronous, safe_url
@@ -122,7 +122,8 @@ class SqlAgentPoolStore(PoolStoreOperations[SqlRunner]):
             rebuild_pool(unit.uow, pool_id)
             return self._runner.catch_up(unit.uow, pool_id, 0, gaps=True).projected_seq
 
-        return self._runner.run(pool_id, write=True, work=work, catch_up=False)
+        with about_pool(pool_id):
+            return self._runner.run(pool_id, write=True, work=work, catch_up=False)
 
     # -- administration (agent_pool_store.sql.admin, .transfer) ----------------------------
 
@@ -200,7 +201,9 @@ def open_store(
     except exc.SQLAlchemyError as error:
         if owns_engine:
             engine.dispose()
-        raise translate(error, f"opening {safe_url(engine.url)}") from None
+        raise translate(error, f"opening {safe_url(engine.url)}") from driver_cause(
+            error, engine.url
+        )
     except AgentError:
         if owns_engine:
             engine.dispose()

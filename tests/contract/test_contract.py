@@ -71,7 +71,16 @@ def test_reopen_with_other_config_conflicts(store: AgentPoolStore) -> None:
     assert caught.value.kind is AgentErrorKind.INVALID_STATE_TRANSITION
     assert caught.value.retry is RetryClassification.REPAIR_NEEDED
     assert caught.value.message.endswith("config conflicts with existing pool")
+    assert_names_the_pool(caught.value)
     assert records(store) == [1]
+
+
+def assert_names_the_pool(error: AgentError) -> None:
+    """The error names the pool (``pool_id``, and in its text) and keeps the reference's
+    message as it is."""
+    assert error.pool_id == POOL
+    assert str(error) == f"{error.kind.value}: {error.message} (pool {POOL!r})"
+    assert POOL not in error.message
 
 
 # --- fail closed on unopened pools -----------------------------------------------------------
@@ -97,6 +106,7 @@ def test_unopened_pool_fails_closed(store: AgentPoolStore, operation: str) -> No
     assert caught.value.kind is AgentErrorKind.HOST_CONFIGURATION_NEEDED
     assert caught.value.retry is RetryClassification.HOST_CONFIGURATION_NEEDED
     assert caught.value.message.endswith("has not opened this pool")
+    assert_names_the_pool(caught.value)
     assert list(store.watch(POOL)) == []
     assert store.open_pool(POOL, ConfigFactory()).cursor == AgentPoolStoreCursor(sequence=1)
     assert store.next_event_sequence(POOL) == 1
@@ -195,9 +205,8 @@ def test_leave_of_non_member_fails_and_appends_nothing(store: AgentPoolStore) ->
             store.leave_member(POOL, run_id)
         assert caught.value.kind is AgentErrorKind.INVALID_STATE_TRANSITION
         assert caught.value.retry is RetryClassification.NOT_RETRYABLE
-        assert str(caught.value) == (
-            "InvalidStateTransition: run is not a member of this agent pool"
-        )
+        assert caught.value.message == "run is not a member of this agent pool"
+        assert_names_the_pool(caught.value)
     assert records(store) == [1, 2, 3]
 
 

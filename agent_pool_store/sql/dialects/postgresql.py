@@ -51,7 +51,13 @@ from agent_pool_store.sql.dialects.postgresql_statements import (
     write_batch_statement,
 )
 from agent_pool_store.sql.dialects.postgresql_waiter import PostgresWaiter
-from agent_pool_store.sql.errors import first_line, is_disconnect, is_lock_timeout, timeout_error
+from agent_pool_store.sql.errors import (
+    driver_cause,
+    first_line,
+    is_disconnect,
+    is_lock_timeout,
+    timeout_error,
+)
 from agent_pool_store.sql.pool_head import PoolHead
 from agent_pool_store.sql.projection_batch import ProjectionBatch
 from agent_pool_store.sql.settings import EngineSettings, safe_url
@@ -300,7 +306,7 @@ class PostgresqlDialect:
             if is_lock_timeout(error):
                 raise timeout_error(
                     f"{self.name} agent pool store", self.settings.lock_timeout
-                ) from None
+                ) from driver_cause(error, engine.url)
             if not (sent and is_disconnect(error)):
                 return None  # not sent, or refused by the server: nothing was appended
             if session is None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine, exc
 
-from agent_pool_store.sql.errors import first_line, follow_unavailable
+from agent_pool_store.sql.errors import driver_cause, first_line, follow_unavailable
 from agent_pool_store.sql.schema import FollowerRow, table_of
 
 LOG = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class PostgresWaiter:
             pooled = self._engine.raw_connection()
         except exc.SQLAlchemyError as error:
             reason = first_line(error.orig if isinstance(error, exc.DBAPIError) else error)
-            raise follow_unavailable(self._url, reason) from None
+            raise follow_unavailable(self._url, reason) from driver_cause(error, self._url)
         pooled.detach()
         connection: Any = pooled.dbapi_connection
         try:
@@ -78,7 +78,9 @@ class PostgresWaiter:
             connection.execute(_REGISTER, (self._pool_id,))
         except psycopg.Error as error:
             connection.close()
-            raise follow_unavailable(self._url, first_line(error)) from None
+            raise follow_unavailable(self._url, first_line(error)) from driver_cause(
+                error, self._url
+            )
         self._connection = connection
         self._pid = os.getpid()
         self._driver_error = psycopg.Error  # for close(), which may run at interpreter exit

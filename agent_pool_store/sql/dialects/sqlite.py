@@ -27,6 +27,7 @@ from agent_pool_store.follow_loop import Waiter
 from agent_pool_store.sql import statements
 from agent_pool_store.sql.dialects.driver import execute_many, execute_sql, fetch_one
 from agent_pool_store.sql.dialects.sqlite_waiter import SqliteWaiter
+from agent_pool_store.sql.errors import driver_cause
 from agent_pool_store.sql.pool_head import PoolHead
 from agent_pool_store.sql.projection_batch import ProjectionBatch
 from agent_pool_store.sql.schema import key_and_json
@@ -184,7 +185,7 @@ class SqliteDialect:
                         "SQLite's write lock (another connection holds it, or wrote after "
                         "this transaction first read); roll the transaction back and run "
                         "it again, and let it write (or bind the store) before it reads",
-                    ) from None
+                    ) from driver_cause(error)
             yield
         finally:
             connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(previous)}")

@@ -14,7 +14,7 @@ import time
 
 from sqlalchemy.engine import URL
 
-from agent_pool_store.sql.errors import first_line, follow_unavailable
+from agent_pool_store.sql.errors import driver_cause, first_line, follow_unavailable
 
 
 class SqliteWaiter:
@@ -43,7 +43,9 @@ class SqliteWaiter:
                     uri=uri,
                 )
             except sqlite3.Error as error:
-                raise follow_unavailable(self._url, first_line(error)) from None
+                raise follow_unavailable(self._url, first_line(error)) from driver_cause(
+                    error, self._url
+                )
 
     def _version(self) -> int | None:
         if self._pid != os.getpid() and self._connection is not None:
