@@ -18,11 +18,22 @@ def _show_revisions(state: CliState, current: str | None) -> None:
 
 @click.command()
 @click.option(
-    "--revision", default="head", show_default=True, help="Revision to upgrade the database to."
+    "--revision",
+    default="head",
+    show_default=True,
+    help="Revision to upgrade the database to; with --sql also a range START:END.",
+)
+@click.option(
+    "--sql",
+    is_flag=True,
+    help="Print the SQL script of the upgrade for the URL's dialect; connect to nothing.",
 )
 @pass_state
-def migrate(state: CliState, revision: str) -> None:
-    """Upgrade the database schema with the packaged migrations."""
+def migrate(state: CliState, revision: str, sql: bool) -> None:
+    """Upgrade the database schema with the packaged migrations (or print their SQL)."""
+    if sql:
+        state.output.raw(migrations.upgrade_sql(state.url, revision).rstrip("\n"))
+        return
     before = migrations.current(state.url)
     with state.output.progress("migrating", None):
         migrations.upgrade(state.url, revision)

@@ -2,27 +2,41 @@
 
 ``upgrade(url_or_engine)`` brings a database to the latest schema; ``current`` and ``head``
 name revisions. Migrations keep their own version table, ``agent_pool_store_alembic_version``,
-so they live beside a host application's own Alembic history.
+so they live beside a host application's own Alembic history: ``upgrade(connection)`` runs
+them from the host's ``env.py`` on its connection, and :func:`include_name` keeps the host's
+autogenerate away from our tables. :func:`upgrade_sql` renders the DDL without a database.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
+from alembic.operations import Operations
+from alembic.runtime.environment import (
+    EnvironmentContext,
+    NameFilterParentNames,
+    NameFilterType,
+)
+from alembic.runtime.migration import MigrationContext, RevisionStep
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, exc, inspect
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
+from agent_pool_store.sql.dialects.registry import dialect_for
 from agent_pool_store.sql.engine import build_engine
 from agent_pool_store.sql.errors import driver_cause, translate
+from agent_pool_store.sql.schema import Base
 from agent_pool_store.sql.settings import EngineSettings, safe_url
 from alembic import command
+from alembic import context as alembic_context
+from alembic import op as alembic_op
 
 LOG = logging.getLogger(__name__)
 
@@ -31,6 +45,12 @@ VERSION_TABLE = "agent_pool_store_alembic_version"
 
 SCRIPT_LOCATION = str(Path(__file__).parent)
 """The migration scripts inside the installed package."""
+
+_OUR_TABLES = frozenset({table.name for table in Base.metadata.tables.values()} | {VERSION_TABLE})
+"""Every table of ours, for :func:`include_name`."""
+
+_OFFLINE_DIALECTS = ("sqlite", "postgresql")
+"""The dialects :func:`upgrade_sql` renders for."""
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -79,26 +99,187 @@ def _translated(engine: Engine) -> Iterator[None]:
         )
 
 
-def upgrade(url_or_engine: str | URL | Engine, revision: str = "head") -> None:
+def upgrade(target: str | URL | Engine | Connection, revision: str = "head") -> None:
     """Upgrade the database to ``revision`` (concurrent callers are serialised).
 
-    A database already at the latest revision is only read: upgrading to ``"head"`` takes
-    the write lock (SQLite's file lock, PostgreSQL's advisory lock) only when there is
-    something to migrate, so opening a migrated SQLite file never waits for its writers.
+    ``target`` is a URL or an engine: the upgrade runs in a transaction of its own,
+    committed at the end. A database already at the latest revision is only read: upgrading
+    to ``"head"`` takes the write lock (SQLite's file lock, PostgreSQL's advisory lock) only
+    when there is something to migrate, so opening a migrated SQLite file never waits for its
+    writers.
+
+    ``target`` may also be a SQLAlchemy ``Connection``, such as the one a host application's
+    Alembic ``env.py`` migrates with. The migrations then run in the connection's transaction
+    and never commit, roll back or close it; a connection with no transaction begun gets one
+    of ours, committed at the end. Called while a host's Alembic command runs (its
+    ``env.py``), it migrates only when that command is ``upgrade`` online, and does nothing
+    for every other command (see :func:`host_is_upgrading`).
     """
-    if revision == "head" and _at_head(url_or_engine):
+    if isinstance(target, Connection):
+        _upgrade_connection(target, revision)
         return
-    with migration_connection(url_or_engine) as connection:
-        before = current_of(connection)
-        command.upgrade(alembic_config(connection), revision)
-        after = current_of(connection)
-        if after != before:
-            LOG.info(
-                "migrated %s from revision %s to %s",
-                safe_url(connection.engine.url),
-                before or "none",
-                after,
-            )
+    if revision == "head" and _at_head(target):
+        return
+    with migration_connection(target) as connection:
+        _run_upgrade(connection, revision)
+
+
+def _upgrade_connection(connection: Connection, revision: str) -> None:
+    """:func:`upgrade` on a caller's connection, in its transaction (or in one of ours)."""
+    environment = host_environment()
+    if environment is not None and not host_is_upgrading(environment):
+        LOG.debug("not migrating: the host's Alembic command is not an online upgrade")
+        return
+    with _translated(connection.engine), _transaction_of(connection):
+        if revision == "head" and checked_revision(connection) == head():
+            return
+        dialect_for(connection.engine, EngineSettings()).lock_for_migration(connection)
+        _run_upgrade(connection, revision)
+
+
+@contextmanager
+def _transaction_of(connection: Connection) -> Iterator[None]:
+    """The connection's own transaction, left to its owner; else one of ours, committed."""
+    if connection.in_transaction():
+        yield
+        return
+    with connection.begin():
+        yield
+
+
+def host_environment() -> EnvironmentContext | None:
+    """The Alembic environment a running command installed as ``alembic.context``, if any.
+
+    Not ``None`` while a host application's ``env.py`` runs under an Alembic command (the
+    ``alembic`` CLI, ``alembic.command.*``, Flask-Migrate, pytest-alembic).
+    """
+    installed = getattr(alembic_context, "_proxy", None)
+    return installed if isinstance(installed, EnvironmentContext) else None
+
+
+def host_is_upgrading(environment: EnvironmentContext | None = None) -> bool:
+    """Whether a host's Alembic command is running and is an online ``upgrade``.
+
+    ``environment`` is the command's environment, by default :func:`host_environment`;
+    with none, False. The rule: the environment is online (not ``--sql``) and its migration
+    function (the ``fn`` that Alembic's commands hand their environment,
+    ``environment.context_opts["fn"]``) is the one :func:`alembic.command.upgrade` defines.
+    ``downgrade``, ``stamp``, ``current``, ``check``, ``revision --autogenerate``,
+    ``history``, ``ensure_version``, offline runs and environments set up by anything but
+    ``alembic.command.upgrade`` are not upgrades: :func:`upgrade` on a connection does
+    nothing under them.
+    """
+    if environment is None:
+        environment = host_environment()
+    if environment is None or environment.is_offline_mode():
+        return False
+    function = environment.context_opts.get("fn")
+    return getattr(function, "__module__", None) == command.__name__ and getattr(
+        function, "__qualname__", ""
+    ).startswith(f"{command.upgrade.__name__}.<locals>.")
+
+
+def include_name(
+    name: str | None, type_: NameFilterType, parent_names: NameFilterParentNames
+) -> bool:
+    """A host's autogenerate ``include_name`` hook: every name but this library's tables.
+
+    False for the tables of :data:`agent_pool_store.sql.schema.Base` (the two shared with
+    the Rust reference included) and for :data:`VERSION_TABLE`, so that ``alembic revision
+    --autogenerate`` and ``alembic check`` in the host application propose nothing for them.
+    Pass it as ``context.configure(..., include_name=include_name)``.
+    """
+    return not (type_ == "table" and name in _OUR_TABLES)
+
+
+def upgrade_sql(url: str | URL, revision: str = "head") -> str:
+    """The SQL script that upgrades a database of ``url``'s dialect to ``revision``.
+
+    Alembic's offline (``--sql``) mode: only the URL's dialect is used, nothing connects.
+    ``revision`` may be a range ``START:END`` (``base:head``, ``0002:head``); without a start
+    the script begins at ``base``. It creates the two tables shared with the reference
+    unconditionally (offline, it cannot look whether they exist).
+    """
+    parsed = make_url(url)
+    dialect_name = parsed.get_backend_name()
+    if dialect_name not in _OFFLINE_DIALECTS:
+        raise AgentError(
+            AgentErrorKind.HOST_CONFIGURATION_NEEDED,
+            RetryClassification.HOST_CONFIGURATION_NEEDED,
+            f"unsupported database {safe_url(parsed)}: use sqlite:/// or postgresql+psycopg://",
+        )
+    start, _, destination = revision.rpartition(":")
+    output = io.StringIO()
+    environment = _upgrade_environment(destination, as_sql=True, starting_rev=start or None)
+    environment.configure(
+        dialect_name=dialect_name,
+        output_buffer=output,
+        target_metadata=Base.metadata,
+        version_table=VERSION_TABLE,
+        literal_binds=True,
+    )
+    context = environment.get_context()
+    with _operations(context), context.begin_transaction():
+        context.run_migrations()
+    return output.getvalue()
+
+
+def _upgrade_environment(destination: str, **options: Any) -> EnvironmentContext:
+    """An Alembic environment (never entered) whose migrations upgrade to ``destination``."""
+    config = alembic_config()
+    script = ScriptDirectory.from_config(config)
+
+    def steps(heads: Any, _context: MigrationContext) -> list[RevisionStep]:
+        # what alembic.command.upgrade hands its environment; there is no public equivalent
+        return script._upgrade_revs(destination, heads)
+
+    return EnvironmentContext(config, script, fn=steps, destination_rev=destination, **options)
+
+
+def _run_upgrade(connection: Connection, revision: str) -> None:
+    """Run our scripts up to ``revision`` on ``connection``, in its transaction (begun).
+
+    The scripts run through an :class:`~alembic.runtime.environment.EnvironmentContext` of
+    our own that is never entered: ``alembic.context`` (a host's, while its ``env.py`` runs)
+    is left as it is, and ``alembic.op`` is given back as it was.
+    """
+    environment = _upgrade_environment(revision)
+    environment.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        version_table=VERSION_TABLE,
+        render_as_batch=dialect_for(connection.engine, EngineSettings()).batch_migrations,
+    )
+    context = environment.get_context()
+    before = context.get_current_revision()
+    with _operations(context):
+        context.run_migrations()
+    after = context.get_current_revision()
+    if after != before:
+        LOG.info(
+            "migrated %s from revision %s to %s",
+            safe_url(connection.engine.url),
+            before or "none",
+            after,
+        )
+
+
+@contextmanager
+def _operations(context: MigrationContext) -> Iterator[None]:
+    """``alembic.op`` bound to ``context`` while our scripts run, then as it was.
+
+    A host's revision script that called :func:`upgrade` keeps its own ``op`` afterwards.
+    """
+    previous = getattr(alembic_op, "_proxy", None)
+    operations = Operations(context)
+    operations._install_proxy()
+    try:
+        yield
+    finally:
+        if previous is not None:
+            previous._install_proxy()
+        else:
+            operations._remove_proxy()
 
 
 def _at_head(url_or_engine: str | URL | Engine) -> bool:

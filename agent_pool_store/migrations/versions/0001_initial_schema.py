@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from alembic import context, op
+from alembic import op
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -32,7 +32,9 @@ PROJECTIONS = {
 
 
 def upgrade() -> None:
-    existing = [] if context.is_offline_mode() else sa.inspect(op.get_bind()).get_table_names()
+    # op.get_context(), not alembic.context: these scripts also run from a host's env.py
+    offline = op.get_context().as_sql
+    existing = [] if offline else sa.inspect(op.get_bind()).get_table_names()
     if "agent_pool_records" not in existing:
         op.create_table(
             "agent_pool_records",
