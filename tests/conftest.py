@@ -15,7 +15,10 @@ from sqlalchemy.orm import Session
 
 from agent_pool_store import AgentPoolStore, InMemoryAgentPoolStore, SqlAgentPoolStore, open_store
 from tests.databases import (  # noqa: F401 - fixtures
+    PG_SCHEMA,
     pg_database,
+    pg_schema_database,
+    pg_schema_url,
     pg_url,
     sqlite_file,
     sqlite_template,
@@ -166,6 +169,12 @@ def _postgresql_bound_backend(request: pytest.FixtureRequest) -> Backend:
     )
 
 
+def _postgresql_schema_backend(request: pytest.FixtureRequest) -> Backend:
+    """PostgreSQL with the store's tables in a schema of their own (``schema=``)."""
+    url = request.getfixturevalue("pg_schema_url")
+    return Backend("postgresql-schema", lambda: open_store(url, schema=PG_SCHEMA))
+
+
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {
     "memory": lambda request: _memory_backend(),
     "sqlite": _sqlite_backend,
@@ -173,6 +182,7 @@ BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {
     "postgresql-units": _postgresql_units_backend,
     "sqlite-bound": _sqlite_bound_backend,
     "postgresql-bound": _postgresql_bound_backend,
+    "postgresql-schema": _postgresql_schema_backend,
 }
 
 BACKEND_MARKS = {
@@ -181,6 +191,7 @@ BACKEND_MARKS = {
     "postgresql-units": pytest.mark.postgresql,
     "sqlite-bound": pytest.mark.sqlite,
     "postgresql-bound": pytest.mark.postgresql,
+    "postgresql-schema": pytest.mark.postgresql,
 }
 
 

@@ -86,14 +86,15 @@ def pg_database() -> Iterator[URL]:
         yield url
 
 
-def truncate_all(url: URL) -> None:
-    """Empty every table of this library (shared and own) in a test database."""
+def truncate_all(url: URL, schema: str | None = None) -> None:
+    """Empty every table of this library (shared and own) in a test database (its schema)."""
     engine = create_engine(url)
+    prefix = "" if schema is None else f'"{schema}".'
     try:
         with engine.begin() as connection:
             tables = [
-                name
-                for name in inspect(connection).get_table_names()
+                prefix + name
+                for name in inspect(connection).get_table_names(schema=schema)
                 if name.startswith("agent_pool_") and name != migrations.VERSION_TABLE
             ]
             connection.execute(text(f"TRUNCATE {', '.join(tables)}"))
@@ -106,3 +107,21 @@ def pg_url(pg_database: URL) -> URL:
     """The run's PostgreSQL database, emptied for this test."""
     truncate_all(pg_database)
     return pg_database
+
+
+PG_SCHEMA = "aps_contract"
+"""The schema of the run's PostgreSQL database that the ``postgresql-schema`` backend uses."""
+
+
+@pytest.fixture(scope="session")
+def pg_schema_database(pg_database: URL) -> URL:
+    """The run's PostgreSQL database with a second copy of the store in :data:`PG_SCHEMA`."""
+    migrations.upgrade(pg_database, schema=PG_SCHEMA)
+    return pg_database
+
+
+@pytest.fixture
+def pg_schema_url(pg_schema_database: URL) -> URL:
+    """The run's PostgreSQL database, its :data:`PG_SCHEMA` emptied for this test."""
+    truncate_all(pg_schema_database, PG_SCHEMA)
+    return pg_schema_database

@@ -56,6 +56,7 @@ PLAIN_ENV: dict[str, str | None] = {
     "TTY_COMPATIBLE": None,
     "TTY_INTERACTIVE": None,
     "AGENT_POOL_STORE_URL": None,
+    "AGENT_POOL_STORE_SCHEMA": None,
 }
 """Environment for plain output: nothing that makes rich believe it writes to a terminal."""
 

@@ -457,7 +457,7 @@ def test_reference_records_loaded_into_postgresql(pg_url: URL) -> None:
 
 
 def _alembic(*args: str, url_in_environment: str | None = None) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "AGENT_POOL_STORE_URL"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_POOL_STORE_")}
     if url_in_environment is not None:
         env["AGENT_POOL_STORE_URL"] = url_in_environment
     done = subprocess.run(

@@ -28,10 +28,11 @@ from agent_pool_store.cli.context import CliState
 from agent_pool_store.cli.output import Output
 from agent_pool_store.errors import AgentError, AgentErrorKind
 from agent_pool_store.sql.errors import translate
-from agent_pool_store.sql.settings import DEFAULT_URL, safe_url, url_secrets
+from agent_pool_store.sql.settings import DEFAULT_URL, check_schema, safe_url, url_secrets
 
 PROG = "agent-pool-store"
 URL_ENV = "AGENT_POOL_STORE_URL"
+SCHEMA_ENV = "AGENT_POOL_STORE_SCHEMA"
 DEBUG_ENV = "AGENT_POOL_STORE_DEBUG"
 """Set to 1 to get the traceback of an unexpected error instead of one line."""
 
@@ -69,7 +70,8 @@ def _describe(error: BaseException, state: CliState | None) -> str:
         if state is not None and state.pool is not None and repr(state.pool) not in text:
             text = f"pool {state.pool!r}: {text}"
         if error.kind is AgentErrorKind.HOST_CONFIGURATION_NEEDED and "upgrade head" in text:
-            text += f" (from the command line: {PROG} migrate)"
+            schema = f" --schema {state.schema}" if state is not None and state.schema else ""
+            text += f" (from the command line: {PROG}{schema} migrate)"
         return text
     if isinstance(error, exc.SQLAlchemyError):
         where = state.shown_url if state is not None else "the database"
@@ -163,6 +165,15 @@ def _parse_url(_ctx: click.Context, _param: click.Parameter, value: str) -> URL:
         ) from None
 
 
+def _parse_schema(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if not value:
+        return None  # unset, or set to nothing
+    try:
+        return check_schema(value)
+    except AgentError as error:
+        raise click.BadParameter(error.message) from None
+
+
 @click.group(cls=App, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--url",
@@ -174,6 +185,14 @@ def _parse_url(_ctx: click.Context, _param: click.Parameter, value: str) -> URL:
     help=f"Database URL; else ${URL_ENV}. Its password is never printed.",
 )
 @click.option(
+    "--schema",
+    envvar=SCHEMA_ENV,
+    default=None,
+    callback=_parse_schema,
+    metavar="NAME",
+    help=f"PostgreSQL schema holding the store's tables (migrate creates it); else ${SCHEMA_ENV}.",
+)
+@click.option(
     "--lock-timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=10.0,
@@ -183,9 +202,11 @@ def _parse_url(_ctx: click.Context, _param: click.Parameter, value: str) -> URL:
 @click.option("--plain", is_flag=True, help="Plain text even on a terminal (no tables, no bars).")
 @click.version_option(package_name="agent-pool-store", prog_name=PROG)
 @click.pass_context
-def cli(ctx: click.Context, url: URL, lock_timeout: float, plain: bool) -> None:
+def cli(ctx: click.Context, url: URL, schema: str | None, lock_timeout: float, plain: bool) -> None:
     """Inspect and administer an agent-pool store (SQLite or PostgreSQL)."""
-    ctx.obj = CliState(url=url, lock_timeout=lock_timeout, output=Output(plain=plain))
+    ctx.obj = CliState(
+        url=url, lock_timeout=lock_timeout, output=Output(plain=plain), schema=schema
+    )
 
 
 for _module in (commands_schema, commands_pools, commands_transfer, commands_integrity):

@@ -12,6 +12,8 @@ def _show_revisions(state: CliState, current: str | None) -> None:
     head = migrations.head()
     output = state.output
     output.line(f"url: {state.shown_url}")
+    if state.schema is not None:
+        output.line(f"schema: {state.schema}")
     output.line(f"current: {current or 'none'}", style="bold green" if current == head else "bold")
     output.line(f"head: {head}")
 
@@ -30,14 +32,18 @@ def _show_revisions(state: CliState, current: str | None) -> None:
 )
 @pass_state
 def migrate(state: CliState, revision: str, sql: bool) -> None:
-    """Upgrade the database schema with the packaged migrations (or print their SQL)."""
+    """Upgrade the database schema with the packaged migrations (or print their SQL).
+
+    With --schema (PostgreSQL), that schema is migrated, and created if it does not exist.
+    """
     if sql:
-        state.output.raw(migrations.upgrade_sql(state.url, revision).rstrip("\n"))
+        script = migrations.upgrade_sql(state.url, revision, schema=state.schema)
+        state.output.raw(script.rstrip("\n"))
         return
-    before = migrations.current(state.url)
+    before = migrations.current(state.url, schema=state.schema)
     with state.output.progress("migrating", None):
-        migrations.upgrade(state.url, revision)
-    after = migrations.current(state.url)
+        migrations.upgrade(state.url, revision, schema=state.schema)
+    after = migrations.current(state.url, schema=state.schema)
     if before == after:
         state.output.note(f"already at revision {after or 'none'}")
     else:
@@ -50,7 +56,7 @@ def migrate(state: CliState, revision: str, sql: bool) -> None:
 def current(state: CliState) -> None:
     """Show the database's schema revision and the latest one this package ships."""
     state.require_database()
-    _show_revisions(state, migrations.current(state.url))
+    _show_revisions(state, migrations.current(state.url, schema=state.schema))
 
 
 COMMANDS = (migrate, current)

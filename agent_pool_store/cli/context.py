@@ -1,4 +1,4 @@
-"""What every command gets: the database URL (never shown unmasked) and the output."""
+"""What every command gets: the database URL (never shown unmasked), schema and output."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ class CliState:
     output: Output
     pool: str | None = None
     """The pool the command works on, named in its error messages."""
+    schema: str | None = None
+    """The PostgreSQL schema holding the store's tables (``--schema``), if any."""
 
     @property
     def shown_url(self) -> str:
@@ -38,7 +40,7 @@ class CliState:
         """
         if not create:
             self.require_database()
-        return open_store(self.url, lock_timeout=self.lock_timeout)
+        return open_store(self.url, lock_timeout=self.lock_timeout, schema=self.schema)
 
     def require_database(self) -> None:
         """Refuse a URL that names a database that is not there (a mistyped SQLite path).

@@ -5,6 +5,8 @@ name revisions. Migrations keep their own version table, ``agent_pool_store_alem
 so they live beside a host application's own Alembic history: ``upgrade(connection)`` runs
 them from the host's ``env.py`` on its connection, and :func:`include_name` keeps the host's
 autogenerate away from our tables. :func:`upgrade_sql` renders the DDL without a database.
+On PostgreSQL, ``schema=`` puts everything (the version table included) in that schema,
+which an upgrade creates if it is missing.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from agent_pool_store.sql.dialects.registry import dialect_for
 from agent_pool_store.sql.engine import build_engine
 from agent_pool_store.sql.errors import driver_cause, translate
 from agent_pool_store.sql.schema import Base
-from agent_pool_store.sql.settings import EngineSettings, safe_url
+from agent_pool_store.sql.settings import EngineSettings, safe_url, schema_refused
 from alembic import command
 from alembic import context as alembic_context
 from alembic import op as alembic_op
@@ -53,11 +55,15 @@ _OFFLINE_DIALECTS = ("sqlite", "postgresql")
 """The dialects :func:`upgrade_sql` renders for."""
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
-    """An Alembic config for the packaged scripts, optionally bound to ``connection``."""
+def alembic_config(connection: Connection | None = None, *, schema: str | None = None) -> Config:
+    """An Alembic config for the packaged scripts, optionally bound to ``connection``.
+
+    ``schema`` (PostgreSQL): the schema the migrations run in, created if missing.
+    """
     config = Config()
     config.set_main_option("script_location", SCRIPT_LOCATION)
     config.attributes["connection"] = connection
+    config.attributes["schema"] = schema
     return config
 
 
@@ -69,14 +75,16 @@ def head() -> str:
 
 
 @contextmanager
-def migration_connection(url_or_engine: str | URL | Engine) -> Iterator[Connection]:
+def migration_connection(
+    url_or_engine: str | URL | Engine, schema: str | None = None
+) -> Iterator[Connection]:
     """A connection holding the write lock for migrating, committed unless the block fails.
 
     The dialect decides how: SQLite takes ``BEGIN IMMEDIATE``; PostgreSQL an advisory
-    transaction lock.
+    transaction lock. A ``schema`` on SQLite is refused (HostConfigurationNeeded).
     """
     owns = not isinstance(url_or_engine, Engine)
-    engine, dialect = build_engine(url_or_engine, EngineSettings())
+    engine, dialect = build_engine(url_or_engine, EngineSettings(schema=schema))
     try:
         with _translated(engine), engine.connect() as plain:
             connection = plain.execution_options(**dialect.unit_options(write=True))
@@ -99,7 +107,9 @@ def _translated(engine: Engine) -> Iterator[None]:
         )
 
 
-def upgrade(target: str | URL | Engine | Connection, revision: str = "head") -> None:
+def upgrade(
+    target: str | URL | Engine | Connection, revision: str = "head", *, schema: str | None = None
+) -> None:
     """Upgrade the database to ``revision`` (concurrent callers are serialised).
 
     ``target`` is a URL or an engine: the upgrade runs in a transaction of its own,
@@ -114,27 +124,30 @@ def upgrade(target: str | URL | Engine | Connection, revision: str = "head") -> 
     of ours, committed at the end. Called while a host's Alembic command runs (its
     ``env.py``), it migrates only when that command is ``upgrade`` online, and does nothing
     for every other command (see :func:`host_is_upgrading`).
+
+    ``schema`` (PostgreSQL): migrate that schema, creating it first if it does not exist;
+    the connection's ``search_path`` is set to it for the migrations and put back after.
     """
     if isinstance(target, Connection):
-        _upgrade_connection(target, revision)
+        _upgrade_connection(target, revision, schema)
         return
-    if revision == "head" and _at_head(target):
+    if revision == "head" and _at_head(target, schema):
         return
-    with migration_connection(target) as connection:
-        _run_upgrade(connection, revision)
+    with migration_connection(target, schema) as connection:
+        _run_upgrade(connection, revision, schema)
 
 
-def _upgrade_connection(connection: Connection, revision: str) -> None:
+def _upgrade_connection(connection: Connection, revision: str, schema: str | None) -> None:
     """:func:`upgrade` on a caller's connection, in its transaction (or in one of ours)."""
     environment = host_environment()
     if environment is not None and not host_is_upgrading(environment):
         LOG.debug("not migrating: the host's Alembic command is not an online upgrade")
         return
     with _translated(connection.engine), _transaction_of(connection):
-        if revision == "head" and checked_revision(connection) == head():
+        if revision == "head" and checked_revision(connection, schema) == head():
             return
-        dialect_for(connection.engine, EngineSettings()).lock_for_migration(connection)
-        _run_upgrade(connection, revision)
+        dialect_for(connection.engine, EngineSettings(schema=schema)).lock_for_migration(connection)
+        _run_upgrade(connection, revision, schema)
 
 
 @contextmanager
@@ -192,16 +205,18 @@ def include_name(
     return not (type_ == "table" and name in _OUR_TABLES)
 
 
-def upgrade_sql(url: str | URL, revision: str = "head") -> str:
+def upgrade_sql(url: str | URL, revision: str = "head", *, schema: str | None = None) -> str:
     """The SQL script that upgrades a database of ``url``'s dialect to ``revision``.
 
     Alembic's offline (``--sql``) mode: only the URL's dialect is used, nothing connects.
     ``revision`` may be a range ``START:END`` (``base:head``, ``0002:head``); without a start
     the script begins at ``base``. It creates the two tables shared with the reference
-    unconditionally (offline, it cannot look whether they exist).
+    unconditionally (offline, it cannot look whether they exist). With a ``schema``
+    (PostgreSQL), the script's transaction begins with :func:`schema_statements`.
     """
     parsed = make_url(url)
     dialect_name = parsed.get_backend_name()
+    check_offline_schema(dialect_name, schema)
     if dialect_name not in _OFFLINE_DIALECTS:
         raise AgentError(
             AgentErrorKind.HOST_CONFIGURATION_NEEDED,
@@ -216,12 +231,30 @@ def upgrade_sql(url: str | URL, revision: str = "head") -> str:
         output_buffer=output,
         target_metadata=Base.metadata,
         version_table=VERSION_TABLE,
+        version_table_schema=schema,
         literal_binds=True,
     )
     context = environment.get_context()
     with _operations(context), context.begin_transaction():
+        for statement in schema_statements(schema):
+            context.execute(statement)
         context.run_migrations()
     return output.getvalue()
+
+
+def check_offline_schema(dialect_name: str, schema: str | None) -> None:
+    """Refuse, as a store would, a bad schema name or a schema on SQLite (offline SQL)."""
+    if schema is not None:
+        EngineSettings(schema=schema)  # checks the name
+        if dialect_name != "postgresql":
+            raise schema_refused(dialect_name)
+
+
+def schema_statements(schema: str | None) -> list[str]:
+    """What an offline script runs first to migrate ``schema``: create it, make it current."""
+    if schema is None:
+        return []
+    return [f'CREATE SCHEMA IF NOT EXISTS "{schema}"', f'SET LOCAL search_path = "{schema}"']
 
 
 def _upgrade_environment(destination: str, **options: Any) -> EnvironmentContext:
@@ -236,23 +269,26 @@ def _upgrade_environment(destination: str, **options: Any) -> EnvironmentContext
     return EnvironmentContext(config, script, fn=steps, destination_rev=destination, **options)
 
 
-def _run_upgrade(connection: Connection, revision: str) -> None:
+def _run_upgrade(connection: Connection, revision: str, schema: str | None = None) -> None:
     """Run our scripts up to ``revision`` on ``connection``, in its transaction (begun).
 
     The scripts run through an :class:`~alembic.runtime.environment.EnvironmentContext` of
     our own that is never entered: ``alembic.context`` (a host's, while its ``env.py`` runs)
-    is left as it is, and ``alembic.op`` is given back as it was.
+    is left as it is, and ``alembic.op`` is given back as it was. With a ``schema``, they
+    run in it (``SqlDialect.in_schema``: created if missing, the ``search_path`` put back).
     """
+    dialect = dialect_for(connection.engine, EngineSettings(schema=schema))
     environment = _upgrade_environment(revision)
     environment.configure(
         connection=connection,
         target_metadata=Base.metadata,
         version_table=VERSION_TABLE,
-        render_as_batch=dialect_for(connection.engine, EngineSettings()).batch_migrations,
+        version_table_schema=schema,
+        render_as_batch=dialect.batch_migrations,
     )
     context = environment.get_context()
     before = context.get_current_revision()
-    with _operations(context):
+    with dialect.in_schema(connection, create=True), _operations(context):
         context.run_migrations()
     after = context.get_current_revision()
     if after != before:
@@ -282,80 +318,104 @@ def _operations(context: MigrationContext) -> Iterator[None]:
             operations._remove_proxy()
 
 
-def _at_head(url_or_engine: str | URL | Engine) -> bool:
+def _at_head(url_or_engine: str | URL | Engine, schema: str | None = None) -> bool:
     """Whether the database is at :func:`head`, read without taking a write lock."""
     owns = not isinstance(url_or_engine, Engine)
-    engine, _ = build_engine(url_or_engine, EngineSettings())
+    engine, _ = build_engine(url_or_engine, EngineSettings(schema=schema))
     try:
         with _translated(engine), engine.connect() as connection:
-            return checked_revision(connection) == head()
+            return checked_revision(connection, schema) == head()
     finally:
         if owns:
             engine.dispose()
 
 
-def downgrade(url_or_engine: str | URL | Engine, revision: str) -> None:
-    """Downgrade the database to ``revision``.
+def downgrade(
+    url_or_engine: str | URL | Engine, revision: str, *, schema: str | None = None
+) -> None:
+    """Downgrade the database (or its ``schema``, PostgreSQL) to ``revision``.
 
     ``"base"`` removes this library's own tables and keeps the two record tables shared
     with the reference, with their data.
     """
-    with migration_connection(url_or_engine) as connection:
-        command.downgrade(alembic_config(connection), revision)
+    with migration_connection(url_or_engine, schema) as connection:
+        command.downgrade(alembic_config(connection, schema=schema), revision)
 
 
-def current_of(connection: Connection) -> str | None:
-    """The revision the connected database is at, or ``None`` before any migration."""
-    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+def current_of(connection: Connection, schema: str | None = None) -> str | None:
+    """The revision the connected database (its ``schema``) is at, ``None`` before any."""
+    context = MigrationContext.configure(
+        connection, opts={"version_table": VERSION_TABLE, "version_table_schema": schema}
+    )
     return context.get_current_revision()
 
 
-def current(url_or_engine: str | URL | Engine) -> str | None:
-    """The revision the database is at, or ``None`` before any migration."""
-    with migration_connection(url_or_engine) as connection:
-        return current_of(connection)
+def current(url_or_engine: str | URL | Engine, *, schema: str | None = None) -> str | None:
+    """The revision the database (its ``schema``) is at, or ``None`` before any migration."""
+    with migration_connection(url_or_engine, schema) as connection:
+        return current_of(connection, schema)
 
 
-def checked_revision(connection: Connection) -> str | None:
+def checked_revision(connection: Connection, schema: str | None = None) -> str | None:
     """:func:`current_of`, checked: this package can migrate the database from there.
 
     HostConfigurationNeeded for a revision it does not know (a newer package migrated the
     database), or for none although our tables exist (the version row is missing).
     """
-    at = current_of(connection)
+    at = current_of(connection, schema)
     script = ScriptDirectory.from_config(alembic_config())
     known = {revision.revision for revision in script.walk_revisions()}
-    where = safe_url(connection.engine.url)
+    where = _where(connection.engine, schema)
     if at is not None and at not in known:
         raise AgentError(
             AgentErrorKind.HOST_CONFIGURATION_NEEDED,
             RetryClassification.HOST_CONFIGURATION_NEEDED,
-            f"database {where} is at schema revision {at}, which this version of "
+            f"{where} is at schema revision {at}, which this version of "
             f"agent-pool-store (latest revision {head()}) does not know: a newer version "
             "migrated it; upgrade the agent-pool-store package",
         )
-    if at is None and inspect(connection).has_table("agent_pool_store_pools"):
+    if at is None and inspect(connection).has_table("agent_pool_store_pools", schema=schema):
         raise AgentError(
             AgentErrorKind.HOST_CONFIGURATION_NEEDED,
             RetryClassification.HOST_CONFIGURATION_NEEDED,
-            f"database {where} has agent-pool-store's tables but no revision in "
+            f"{where} has agent-pool-store's tables but no revision in "
             f"{VERSION_TABLE} (made without the migrations, or the row was removed): find "
-            "the revision its tables match and record it with `alembic -x url=URL stamp "
-            "REVISION` from a checkout before migrating",
+            "the revision its tables match and record it with `alembic -x "
+            f"url=URL{_x_schema(schema)} stamp REVISION` from a checkout before migrating",
         )
     return at
 
 
-def require_head(engine: Engine) -> None:
-    """Raise HostConfigurationNeeded unless the database is at :func:`head`."""
+def require_head(engine: Engine, schema: str | None = None) -> None:
+    """Raise HostConfigurationNeeded unless the database (its ``schema``) is at :func:`head`.
+
+    A ``schema`` that does not exist is reported as such; nothing is created.
+    """
     with _translated(engine), engine.connect() as connection:
-        at = checked_revision(connection)
-    if at != head():
-        raise AgentError(
-            AgentErrorKind.HOST_CONFIGURATION_NEEDED,
-            RetryClassification.HOST_CONFIGURATION_NEEDED,
-            f"database {safe_url(engine.url)} is at schema revision {at or 'none'}, "
-            f"not {head()}: run `alembic -x url=URL upgrade head` from a checkout, "
-            "`agent_pool_store.migrations.upgrade(URL)`, or open the store with "
-            "auto_upgrade=True",
-        )
+        missing = schema is not None and not inspect(connection).has_schema(schema)
+        at = None if missing else checked_revision(connection, schema)
+    if at == head():
+        return
+    if missing:
+        problem = f"does not exist: create it and migrate it to {head()}"
+    else:
+        problem = f"is at schema revision {at or 'none'}, not {head()}"
+    argument = "" if schema is None else f", schema={schema!r}"
+    raise AgentError(
+        AgentErrorKind.HOST_CONFIGURATION_NEEDED,
+        RetryClassification.HOST_CONFIGURATION_NEEDED,
+        f"{_where(engine, schema)} {problem}: run `alembic -x url=URL{_x_schema(schema)} "
+        f"upgrade head` from a checkout, `agent_pool_store.migrations.upgrade(URL{argument})`, "
+        "or open the store with auto_upgrade=True",
+    )
+
+
+def _x_schema(schema: str | None) -> str:
+    """The Alembic ``-x`` argument naming ``schema``, as commands in messages show it."""
+    return "" if schema is None else f" -x schema={schema}"
+
+
+def _where(engine: Engine, schema: str | None) -> str:
+    """``database URL`` or ``schema 'name' of database URL``, as messages name it."""
+    where = f"database {safe_url(engine.url)}"
+    return where if schema is None else f"schema {schema!r} of {where}"

@@ -9,12 +9,16 @@ from typing import Literal, get_args
 
 from sqlalchemy.engine import URL
 
-from agent_pool_store.errors import AgentError
+from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 
 DEFAULT_URL = "sqlite:///agent-pool.sqlite"
 """The embedded default database: a SQLite file in the working directory."""
 
 SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+"""A schema name as the store accepts it: an unquoted PostgreSQL identifier that folds to
+itself (lowercase letters, digits, ``_``; at most 63 bytes, PostgreSQL's limit)."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,10 @@ class EngineSettings:
     """PostgreSQL: append to and look up a pool this store already knows in one autocommit
     statement (one round trip). ``False`` runs every operation as a unit of work (four round
     trips for an append), the path a pool this store does not know yet always takes."""
+    schema: str | None = None
+    """PostgreSQL: the schema holding every table, index, function and trigger of the store
+    (the version table included); ``None`` keeps the connection's own ``search_path``.
+    Refused on SQLite (see :func:`schema_refused`)."""
 
     def __post_init__(self) -> None:
         timeout = self.lock_timeout
@@ -46,6 +54,43 @@ class EngineSettings:
                 f"sqlite_synchronous must be one of {', '.join(get_args(SqliteSynchronous))}, "
                 f"got {self.sqlite_synchronous!r}"
             )
+        if self.schema is not None:
+            check_schema(self.schema)
+
+    @property
+    def quoted_schema(self) -> str | None:
+        """The schema as a quoted SQL identifier (``"agents"``), or ``None``."""
+        return None if self.schema is None else f'"{self.schema}"'
+
+
+def check_schema(schema: object) -> str:
+    """``schema`` if the store accepts it as a schema name, else AgentError InvalidArgument.
+
+    Lowercase letters, digits and ``_``, not starting with a digit, at most 63 characters,
+    and not ``pg_…`` (reserved by PostgreSQL): a name that means the same quoted or not.
+    """
+    if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema):
+        shown = repr(schema) if isinstance(schema, str) and len(schema) <= 80 else "the value"
+        raise AgentError.invalid_argument(
+            f"schema must be a PostgreSQL schema name of lowercase letters, digits and _ "
+            f"(not starting with a digit, at most 63 characters), got {shown}"
+        )
+    if schema.startswith("pg_"):
+        raise AgentError.invalid_argument(
+            f"schema {schema!r}: names starting with pg_ are reserved by PostgreSQL"
+        )
+    return schema
+
+
+def schema_refused(dialect: str) -> AgentError:
+    """The error for ``schema=`` on a dialect without schemas (SQLite)."""
+    return AgentError(
+        AgentErrorKind.HOST_CONFIGURATION_NEEDED,
+        RetryClassification.HOST_CONFIGURATION_NEEDED,
+        f"the schema option (open_store(schema=…), --schema, AGENT_POOL_STORE_SCHEMA) is for "
+        f"PostgreSQL only; {dialect} has no schemas: leave it unset, or give each store a "
+        "database of its own",
+    )
 
 
 _PASSWORD_KEYS = ("password", "sslpassword")

@@ -49,7 +49,8 @@ class SqlAgentPoolStore(PoolStoreOperations[SqlRunner]):
         super().__init__(SqlRunner(self.engine, self.dialect, self.settings))
 
     def __repr__(self) -> str:
-        return f"SqlAgentPoolStore({safe_url(self.engine.url)!r})"
+        schema = "" if self.settings.schema is None else f", schema={self.settings.schema!r}"
+        return f"SqlAgentPoolStore({safe_url(self.engine.url)!r}{schema})"
 
     @property
     def url(self) -> URL:
@@ -174,6 +175,7 @@ def open_store(
     sqlite_synchronous: SqliteSynchronous = "FULL",
     auto_upgrade: bool | None = None,
     postgresql_one_statement: bool = True,
+    schema: str | None = None,
 ) -> SqlAgentPoolStore:
     """Open the SQL store on a database URL or an existing engine.
 
@@ -182,12 +184,16 @@ def open_store(
     ``alembic upgrade head`` or :func:`agent_pool_store.migrations.upgrade`) unless
     ``auto_upgrade=True``. Waits for another writer are bounded by ``lock_timeout`` seconds.
     ``postgresql_one_statement=False`` runs every PostgreSQL operation as a unit of work
-    (see :class:`~agent_pool_store.sql.settings.EngineSettings`).
+    (see :class:`~agent_pool_store.sql.settings.EngineSettings`). ``schema`` (PostgreSQL
+    only; SQLite refuses it with HostConfigurationNeeded) keeps every table of the store in
+    that schema: it must exist and be migrated (``migrations.upgrade(url, schema=…)``, which
+    creates it) unless ``auto_upgrade=True``.
     """
     settings = EngineSettings(
         lock_timeout=lock_timeout,
         sqlite_synchronous=sqlite_synchronous,
         postgresql_one_statement=postgresql_one_statement,
+        schema=schema,
     )
     owns_engine = not isinstance(url_or_engine, Engine)
     engine, dialect = build_engine(url_or_engine, settings)
@@ -195,9 +201,9 @@ def open_store(
         with engine.connect() as connection:
             dialect.check_database(connection)
         if auto_upgrade if auto_upgrade is not None else dialect.migrates_on_open:
-            migrations.upgrade(engine)
+            migrations.upgrade(engine, schema=schema)
         else:
-            migrations.require_head(engine)
+            migrations.require_head(engine, schema)
     except exc.SQLAlchemyError as error:
         if owns_engine:
             engine.dispose()

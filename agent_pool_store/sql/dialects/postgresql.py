@@ -79,6 +79,8 @@ _SESSION_ALIVE = text(
     "SELECT 1 FROM pg_stat_activity WHERE pid = :pid AND backend_start = :start"
     " AND pid <> pg_backend_pid()"
 )
+_SCHEMA_EXISTS = text("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = :schema)")
+_SET_SEARCH_PATH = text("SELECT set_config('search_path', :path, true)")
 _XACT_STATUS = text("SELECT pg_xact_status(CAST(:xid AS xid8))")
 _APPENDED = text(
     "SELECT seq FROM agent_pool_records WHERE pool_id = :pool_id AND append_token = :token"
@@ -120,7 +122,11 @@ class PostgresqlDialect:
 
     @staticmethod
     def engine_arguments(url: URL, settings: EngineSettings) -> tuple[URL, dict[str, Any]]:
-        """The URL (driver psycopg) and ``create_engine`` arguments (``lock_timeout``)."""
+        """The URL (driver psycopg) and ``create_engine`` arguments.
+
+        Every connection carries ``lock_timeout`` and, with a schema, ``search_path`` set to
+        that schema alone, as libpq ``options`` added to those the URL gives.
+        """
         if url.get_driver_name() not in ("psycopg", ""):
             raise AgentError(
                 AgentErrorKind.HOST_CONFIGURATION_NEEDED,
@@ -133,10 +139,18 @@ class PostgresqlDialect:
             url = url.set(password=password if isinstance(password, str) else password[0])
             url = url.difference_update_query(["password"])
         lock_ms = max(1, int(settings.lock_timeout * 1000))
+        # libpq's ``options`` of the URL come first, so that the store's settings win where
+        # both set one (a given connect argument replaces the URL's, so they are merged)
+        given = url.query.get("options", ())
+        options = [given] if isinstance(given, str) else list(given)
+        options.append(f"-c lock_timeout={lock_ms}")
+        if settings.schema is not None:
+            options.append(f"-c search_path={settings.schema}")  # that schema, and only it
+        url = url.difference_update_query(["options"])
         return url.set(drivername="postgresql+psycopg"), {
             # UTF-8 on the wire whatever the database's encoding, so that a database the
             # store refuses (check_database) can at least be connected to and named
-            "connect_args": {"options": f"-c lock_timeout={lock_ms}", "client_encoding": "utf8"},
+            "connect_args": {"options": " ".join(options), "client_encoding": "utf8"},
             "pool_timeout": settings.lock_timeout,
         }
 
@@ -166,17 +180,41 @@ class PostgresqlDialect:
         return {} if write else {"isolation_level": "REPEATABLE READ"}
 
     def limit_waits(self, connection: Connection, seconds: float | None) -> None:
-        """``SET LOCAL lock_timeout``, when it is needed.
+        """``SET LOCAL lock_timeout`` (and ``search_path``), when it is needed.
 
         One more statement, only when the budget is short (``seconds``) or the engine's
-        connections do not carry ``lock_timeout`` (a shared engine).
+        connections do not carry the store's settings (a shared engine: then the schema's
+        ``search_path`` too, in the same round trip, for this transaction only).
         """
         if seconds is None:
             if not self.shared_engine:
                 return  # the connection's own lock_timeout is the full budget
             seconds = self.settings.lock_timeout
         milliseconds = max(1, int(seconds * 1000))
-        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
+        sql = f"SET LOCAL lock_timeout = {milliseconds}"
+        if self.shared_engine and self.settings.quoted_schema is not None:
+            sql += f"; SET LOCAL search_path = {self.settings.quoted_schema}"
+        connection.exec_driver_sql(sql)
+
+    @contextmanager
+    def in_schema(self, connection: Connection, *, create: bool = False) -> Iterator[None]:
+        """The block's unqualified names resolve in the schema: ``search_path`` set to it.
+
+        For the transaction only, and put back as it was after the block (a host's
+        migration transaction goes on with its own). ``create``: a schema that does not
+        exist is created first (``CREATE SCHEMA`` only then, so a role without the right to
+        create schemas can migrate into one made for it).
+        """
+        schema, quoted = self.settings.schema, self.settings.quoted_schema
+        if quoted is None:
+            yield
+            return
+        if create and not connection.execute(_SCHEMA_EXISTS, {"schema": schema}).scalar():
+            connection.exec_driver_sql(f"CREATE SCHEMA {quoted}")
+        previous = connection.execute(text("SELECT current_setting('search_path')")).scalar()
+        connection.execute(_SET_SEARCH_PATH, {"path": quoted})
+        yield
+        connection.execute(_SET_SEARCH_PATH, {"path": previous})  # not after a failure
 
     @contextmanager
     def host_unit(self, connection: Connection, *, write: bool) -> Iterator[None]:
@@ -350,4 +388,4 @@ class PostgresqlDialect:
 
     def open_waiter(self, engine: Engine, pool_id: str, poll_interval: float) -> Waiter:
         """Listens on a connection of its own, made by ``engine`` (the records' NOTIFY)."""
-        return PostgresWaiter(engine, pool_id, self.settings.lock_timeout)
+        return PostgresWaiter(engine, pool_id, self.settings.lock_timeout, self.settings.schema)

@@ -10,6 +10,12 @@ waiter therefore also re-reads every :data:`RECHECK_SECONDS`, which bounds how l
 record can be seen. Registrations of connections that no longer exist (a crashed follower)
 are removed by the next follower to register.
 
+The notification's payload is the pool id, prefixed with ``schema.`` when the store's tables
+are not in ``public`` (migration 0005): a follower is woken only by its own schema's pools.
+The waiter reads which schema that is on its connection, so it always agrees with the
+trigger, whether the schema was given (``open_store(schema=…)``: its connection's
+``search_path`` is set to it) or comes from the connection's own ``search_path``.
+
 A waiter used in a process forked from the one that opened its connection never touches that
 connection (it is the parent's): it listens again on a connection of its own.
 """
@@ -42,17 +48,30 @@ _REGISTER = (
     f"INSERT INTO {_FOLLOWERS} (pool_id, backend_pid) VALUES (%s, pg_backend_pid())"
     " ON CONFLICT DO NOTHING"
 )
+_TABLES_SCHEMA = (
+    "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.oid = to_regclass('agent_pool_records')"
+)
 _UNREGISTER = f"DELETE FROM {_FOLLOWERS} WHERE pool_id = %s AND backend_pid = pg_backend_pid()"
+
+
+def notification_payload(schema: str | None, pool_id: str) -> str:
+    """What the append trigger of ``schema`` sends for ``pool_id`` (see migration 0005)."""
+    return pool_id if schema in (None, "public") else f"{schema}.{pool_id}"
 
 
 class PostgresWaiter:
     """Wakes on ``NOTIFY agent_pool_records`` carrying the followed pool's id."""
 
-    def __init__(self, engine: Engine, pool_id: str, lock_timeout: float) -> None:
+    def __init__(
+        self, engine: Engine, pool_id: str, lock_timeout: float, schema: str | None = None
+    ) -> None:
         self._engine = engine
         self._url = engine.url
         self._pool_id = pool_id
         self._lock_timeout = lock_timeout
+        self._schema = schema
+        self._payload = pool_id
         self._connection: Any = None
         self._connect()
 
@@ -73,6 +92,12 @@ class PostgresWaiter:
             # its registration waits for locks no longer than the store's operations do
             lock_ms = max(1, int(self._lock_timeout * 1000))
             connection.execute(f"SET lock_timeout = {lock_ms}")
+            if self._schema is not None:
+                # for the session: the connection has left the pool (a host's engine, whose
+                # connections do not carry the schema, never gets it back)
+                connection.execute(f'SET search_path = "{self._schema}"')
+            found = connection.execute(_TABLES_SCHEMA).fetchone()
+            self._payload = notification_payload(found[0] if found else None, self._pool_id)
             connection.execute(f"LISTEN {CHANNEL}")
             connection.execute(_FORGET_GONE)
             connection.execute(_REGISTER, (self._pool_id,))
@@ -108,7 +133,7 @@ class PostgresWaiter:
                     notify.payload
                     for notify in self._connection.notifies(timeout=remaining, stop_after=1)
                 ]
-                if self._pool_id in woke:
+                if self._payload in woke:
                     return True
                 if time.monotonic() >= deadline:
                     return False

@@ -63,7 +63,18 @@ class SqlDialect(Protocol):
         """In a unit's transaction, just begun: its lock waits take at most ``seconds``.
 
         ``None`` stands for the full ``lock_timeout``, which the dialect may already have set
-        on its connections.
+        on its connections. What else the transaction needs and the connection may lack is
+        set here too (PostgreSQL, an engine the host built: the schema's ``search_path``).
+        """
+        ...
+
+    def in_schema(
+        self, connection: Connection, *, create: bool = False
+    ) -> AbstractContextManager[None]:
+        """In a migration's transaction: the block works in the settings' schema.
+
+        Created first if missing when ``create``; nothing to do without a schema (SQLite
+        refuses one when the dialect is made).
         """
         ...
 

@@ -13,7 +13,7 @@ import sqlite3
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from agent_pool_store.sql.errors import driver_cause
 from agent_pool_store.sql.pool_head import PoolHead
 from agent_pool_store.sql.projection_batch import ProjectionBatch
 from agent_pool_store.sql.schema import key_and_json
-from agent_pool_store.sql.settings import EngineSettings
+from agent_pool_store.sql.settings import EngineSettings, schema_refused
 from agent_pool_store.sql.upsert import upsert_statement
 
 WRITE_OPTION = "agent_pool_store_write"
@@ -80,6 +80,8 @@ class SqliteDialect:
     batch_migrations = True
 
     def __init__(self, settings: EngineSettings, *, shared_engine: bool = False) -> None:
+        if settings.schema is not None:
+            raise schema_refused(self.name)
         self.settings = settings  # a shared engine's connections are set up at checkout
 
     @staticmethod
@@ -89,6 +91,8 @@ class SqliteDialect:
         A file database's connection pool waits at most ``lock_timeout`` for a free
         connection (an in-memory database has one connection per thread, and no wait).
         """
+        if settings.schema is not None:
+            raise schema_refused(SqliteDialect.name)
         arguments: dict[str, Any] = {"connect_args": {"timeout": settings.lock_timeout}}
         if url.database and url.database != ":memory:" and "memory" not in str(url.query):
             arguments["pool_timeout"] = settings.lock_timeout
@@ -189,6 +193,12 @@ class SqliteDialect:
             yield
         finally:
             connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(previous)}")
+
+    def in_schema(
+        self, connection: Connection, *, create: bool = False
+    ) -> AbstractContextManager[None]:
+        """Nothing to do: SQLite has no schemas (a dialect with one is never made)."""
+        return nullcontext()
 
     def lock_for_migration(self, connection: Connection) -> None:
         """Nothing more: the migration's ``BEGIN IMMEDIATE`` holds the file's write lock."""
