@@ -415,6 +415,8 @@ def test_two_schemas_of_one_database_are_independent(url: URL, tmp_path: Path) -
 
         # export from b, import into a third schema: the same log, counters included
         lines = list(b.export_records())
+        with open_store(a.engine, schema="b") as b_on_a_engine:  # built for a: set per unit
+            assert b_on_a_engine.snapshot(POOL) == in_b
     migrations.upgrade(url, schema="c")
     with open_store(url, schema="c") as c:
         report = c.import_records(lines)

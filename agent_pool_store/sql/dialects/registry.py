@@ -13,8 +13,9 @@ from agent_pool_store.sql.dialects.protocol import SqlDialect
 from agent_pool_store.sql.dialects.sqlite import SqliteDialect
 from agent_pool_store.sql.settings import EngineSettings, safe_url
 
-_BUILT: weakref.WeakSet[Engine] = weakref.WeakSet()
-"""Engines :func:`engine_for_url` made (with the store's connect arguments)."""
+_BUILT: weakref.WeakKeyDictionary[Engine, str | None] = weakref.WeakKeyDictionary()
+"""Engines :func:`engine_for_url` made (with the store's connect arguments), and the schema
+those connect arguments set."""
 
 _DIALECTS: dict[str, type[SqliteDialect] | type[PostgresqlDialect]] = {
     "sqlite": SqliteDialect,
@@ -37,7 +38,7 @@ def engine_for_url(url: URL, settings: EngineSettings) -> Engine:
         raise _unsupported(url)
     url, arguments = dialect.engine_arguments(url, settings)
     engine = create_engine(url, **arguments)
-    _BUILT.add(engine)
+    _BUILT[engine] = settings.schema
     return engine
 
 
@@ -50,10 +51,12 @@ def missing_database(url: URL) -> str | None:
 def dialect_for(engine: Engine, settings: EngineSettings) -> SqlDialect:
     """The dialect serving ``engine``, bound to ``settings``.
 
-    An engine the store did not build (the host's) lacks the store's connect arguments; the
-    dialect is told, so that it sets what it needs per transaction instead.
+    An engine the store did not build (the host's), or built for another schema, lacks the
+    store's connect arguments; the dialect is told, so that it sets what it needs per
+    transaction instead.
     """
     dialect = _DIALECTS.get(engine.dialect.name)
     if dialect is None:
         raise _unsupported(engine.url)
-    return dialect(settings, shared_engine=engine not in _BUILT)
+    shared = engine not in _BUILT or _BUILT[engine] != settings.schema
+    return dialect(settings, shared_engine=shared)
