@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from agent_pool_store import AgentPoolStore, InMemoryAgentPoolStore, SqlAgentPoolStore, open_store
@@ -175,6 +176,20 @@ def _postgresql_schema_backend(request: pytest.FixtureRequest) -> Backend:
     return Backend("postgresql-schema", lambda: open_store(url, schema=PG_SCHEMA))
 
 
+def _postgresql_schema_bound_backend(request: pytest.FixtureRequest) -> Backend:
+    """PostgreSQL through ``bind`` (an ORM Session's transaction) on the host's engine, whose
+    connections know nothing of the store's schema: each call sets and restores it."""
+    engine = create_engine(request.getfixturevalue("pg_schema_url"))
+    request.addfinalizer(engine.dispose)
+    return Backend(
+        "postgresql-schema-bound",
+        lambda: cast(
+            AgentPoolStore,
+            HostTransactionPerCall(open_store(engine, schema=PG_SCHEMA), session=True),
+        ),
+    )
+
+
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {
     "memory": lambda request: _memory_backend(),
     "sqlite": _sqlite_backend,
@@ -183,6 +198,7 @@ BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {
     "sqlite-bound": _sqlite_bound_backend,
     "postgresql-bound": _postgresql_bound_backend,
     "postgresql-schema": _postgresql_schema_backend,
+    "postgresql-schema-bound": _postgresql_schema_bound_backend,
 }
 
 BACKEND_MARKS = {
@@ -192,6 +208,7 @@ BACKEND_MARKS = {
     "sqlite-bound": pytest.mark.sqlite,
     "postgresql-bound": pytest.mark.postgresql,
     "postgresql-schema": pytest.mark.postgresql,
+    "postgresql-schema-bound": pytest.mark.postgresql,
 }
 
 

@@ -110,14 +110,16 @@ def pg_url(pg_database: URL) -> URL:
 
 
 PG_SCHEMA = "aps_contract"
-"""The schema of the run's PostgreSQL database that the ``postgresql-schema`` backend uses."""
+"""The schema the ``postgresql-schema`` backends keep the store in."""
 
 
 @pytest.fixture(scope="session")
-def pg_schema_database(pg_database: URL) -> URL:
-    """The run's PostgreSQL database with a second copy of the store in :data:`PG_SCHEMA`."""
-    migrations.upgrade(pg_database, schema=PG_SCHEMA)
-    return pg_database
+def pg_schema_database(pg_database: URL) -> Iterator[URL]:
+    """A PostgreSQL database for this test run with the store migrated into :data:`PG_SCHEMA`
+    only: ``public`` has none of its tables, so nothing can silently fall through to it."""
+    with new_pg_database("aps_test_schema") as url:
+        migrations.upgrade(url, schema=PG_SCHEMA)
+        yield url
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ from agent_pool_store.sql.dialects.postgresql_waiter import CHANNEL, PostgresWai
 from agent_pool_store.sql.schema import Base
 from alembic import command
 from tests.databases import new_pg_database, sqlite_url
-from tests.factories import MemberFactory, message_pair
+from tests.factories import MemberFactory, PolicyRefFactory, message_pair
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POOL = "pool.schema"
@@ -535,6 +535,32 @@ def test_a_shared_engine_keeps_its_own_search_path(url: URL) -> None:
                 assert connection.execute(text("SELECT count(*) FROM orders")).scalar() == 0
         assert objects(url, "public")["tables"] == {"orders"}
         assert objects(url, "agents")["tables"] == OURS
+    finally:
+        engine.dispose()
+
+
+@postgresql
+def test_a_bound_store_sets_the_schema_per_call_in_the_hosts_transaction(url: URL) -> None:
+    """``store.bind(connection)``: each call sets the schema's ``search_path`` in its
+    savepoint and puts the host's back, after a failed call too."""
+    engine = _host_engine(url)
+    host_path = '"$user", public'
+    try:
+        migrations.upgrade(engine, schema="agents")
+        store = open_store(engine, schema="agents")
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE orders (id INTEGER PRIMARY KEY)"))
+            bound = store.bind(connection)
+            bound.open_pool(POOL, AgentPoolStoreConfig())
+            assert connection.execute(text("SHOW search_path")).scalar() == host_path
+            with pytest.raises(AgentError):
+                bound.open_pool(POOL, AgentPoolStoreConfig(policy_refs=[PolicyRefFactory()]))
+            assert connection.execute(text("SHOW search_path")).scalar() == host_path
+            connection.execute(text("INSERT INTO orders VALUES (1)"))  # public, as before
+            assert bound.snapshot(POOL).cursor == AgentPoolStoreCursor(sequence=1)
+        assert store.snapshot(POOL).cursor == AgentPoolStoreCursor(sequence=1)  # committed
+        assert objects(url, "public")["tables"] == {"orders"}
+        store.close()
     finally:
         engine.dispose()
 

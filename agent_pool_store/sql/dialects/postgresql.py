@@ -80,7 +80,10 @@ _SESSION_ALIVE = text(
     " AND pid <> pg_backend_pid()"
 )
 _SCHEMA_EXISTS = text("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = :schema)")
-_SET_SEARCH_PATH = text("SELECT set_config('search_path', :path, true)")
+_SWAP_SEARCH_PATH = text(
+    "SELECT current_setting('search_path'), set_config('search_path', :path, true)"
+)
+"""Set the transaction's ``search_path``, returning the value it had."""
 _XACT_STATUS = text("SELECT pg_xact_status(CAST(:xid AS xid8))")
 _APPENDED = text(
     "SELECT seq FROM agent_pool_records WHERE pool_id = :pool_id AND append_token = :token"
@@ -90,6 +93,11 @@ _SWAP_LOCK_TIMEOUT = text(
     "SELECT current_setting('lock_timeout'), set_config('lock_timeout', :value, true)"
 )
 """Set the transaction's ``lock_timeout``, returning the value it had."""
+_SWAP_BOTH = text(
+    "SELECT current_setting('lock_timeout'), set_config('lock_timeout', :value, true),"
+    " current_setting('search_path'), set_config('search_path', :path, true)"
+)
+"""Set the transaction's ``lock_timeout`` and ``search_path``, returning the values they had."""
 _HEAD_FOR_WRITE = statements.HEAD_FOR_UPDATE.add_columns(cast(func.pg_current_xact_id(), Text))
 """The locked head and the unit's transaction id (assigned now; the unit writes)."""
 
@@ -211,22 +219,28 @@ class PostgresqlDialect:
             return
         if create and not connection.execute(_SCHEMA_EXISTS, {"schema": schema}).scalar():
             connection.exec_driver_sql(f"CREATE SCHEMA {quoted}")
-        previous = connection.execute(text("SELECT current_setting('search_path')")).scalar()
-        connection.execute(_SET_SEARCH_PATH, {"path": quoted})
+        previous = connection.execute(_SWAP_SEARCH_PATH, {"path": quoted}).scalar_one()
         yield
-        connection.execute(_SET_SEARCH_PATH, {"path": previous})  # not after a failure
+        connection.execute(_SWAP_SEARCH_PATH, {"path": previous})  # not after a failure
 
     @contextmanager
     def host_unit(self, connection: Connection, *, write: bool) -> Iterator[None]:
         """``lock_timeout`` for the unit (``set_config`` local), then the host's value again.
 
-        Set inside the unit's savepoint: when the unit fails, rolling the savepoint back
-        restores the host's value; when it succeeds, it is set back before the release.
+        With a schema, its ``search_path`` too, in the same statements. Set inside the
+        unit's savepoint: when the unit fails, rolling the savepoint back restores the
+        host's values; when it succeeds, they are set back before the release.
         """
         milliseconds = f"{max(1, int(self.settings.lock_timeout * 1000))}ms"
-        previous = connection.execute(_SWAP_LOCK_TIMEOUT, {"value": milliseconds}).scalar_one()
+        if self.settings.quoted_schema is None:
+            previous = connection.execute(_SWAP_LOCK_TIMEOUT, {"value": milliseconds}).one()
+            yield
+            connection.execute(_SWAP_LOCK_TIMEOUT, {"value": previous[0]})
+            return
+        wanted = {"value": milliseconds, "path": self.settings.quoted_schema}
+        previous = connection.execute(_SWAP_BOTH, wanted).one()
         yield
-        connection.execute(_SWAP_LOCK_TIMEOUT, {"value": previous})
+        connection.execute(_SWAP_BOTH, {"value": previous[0], "path": previous[2]})
 
     def lock_for_migration(self, connection: Connection) -> None:
         """An advisory transaction lock: concurrent upgrades run one after the other."""
