@@ -223,6 +223,22 @@ def test_a_role_that_may_not_create_schemas_migrates_into_one_made_for_it(url: U
         admin.dispose()
 
 
+def test_offline_sql_names_the_schema_everywhere() -> None:
+    script = migrations.upgrade_sql("postgresql+psycopg://app@db.internal/pools", schema="agents")
+    begin = script.index("BEGIN;")
+    assert script.index('CREATE SCHEMA IF NOT EXISTS "agents";') > begin
+    assert script.index('SET LOCAL search_path = "agents";') < script.index("CREATE TABLE")
+    assert f"CREATE TABLE agents.{migrations.VERSION_TABLE}" in script
+    printed = cli_ok(
+        ["--url", "postgresql://app@db.internal/pools", "--schema", "agents", "migrate", "--sql"]
+    )
+    assert printed.stdout.strip() == script.strip()
+    with pytest.raises(AgentError, match="PostgreSQL only"):
+        migrations.upgrade_sql("sqlite:///x.sqlite", schema="agents")
+    with pytest.raises(AgentError, match="schema must be"):
+        migrations.upgrade_sql("postgresql://app@db.internal/pools", schema="Agents")
+
+
 @postgresql
 def test_offline_sql_for_a_schema_runs_as_rendered(url: URL) -> None:
     buffer = io.StringIO()
@@ -567,16 +583,23 @@ def test_a_bound_store_sets_the_schema_per_call_in_the_hosts_transaction(url: UR
 
 @postgresql
 def test_migrations_in_the_hosts_transaction_leave_its_search_path(url: URL) -> None:
-    """The host's ``env.py`` runs ours on its connection, in its transaction: its own
-    statements after ours still land where its ``search_path`` says."""
+    """The host's ``env.py`` runs ours on its connection, in its transaction
+    (``upgrade(connection, schema=…)``, or Alembic's own commands on ``alembic_config``):
+    its own statements after ours still land where its ``search_path`` says."""
     engine = _host_engine(url)
+    host_path = '"$user", public'
     try:
         with engine.begin() as connection:
-            command.upgrade(migrations.alembic_config(connection, schema="agents"), "head")
-            assert connection.execute(text("SHOW search_path")).scalar() == '"$user", public'
+            migrations.upgrade(connection, schema="agents")
+            assert connection.execute(text("SHOW search_path")).scalar() == host_path
             connection.execute(text("CREATE TABLE host_after (id INTEGER)"))
-        assert objects(url, "public")["tables"] == {"host_after"}
-        assert migrations.current(engine, schema="agents") == migrations.head()
+            command.upgrade(migrations.alembic_config(connection, schema="other"), "head")
+            assert connection.execute(text("SHOW search_path")).scalar() == host_path
+            connection.execute(text("CREATE TABLE host_last (id INTEGER)"))
+        assert objects(url, "public")["tables"] == {"host_after", "host_last"}
+        for schema in ("agents", "other"):
+            assert migrations.current(engine, schema=schema) == migrations.head()
+            assert objects(url, schema)["tables"] == OURS
     finally:
         engine.dispose()
 
