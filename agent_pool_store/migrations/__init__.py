@@ -216,13 +216,13 @@ def upgrade_sql(url: str | URL, revision: str = "head", *, schema: str | None = 
     """
     parsed = make_url(url)
     dialect_name = parsed.get_backend_name()
-    check_offline_schema(dialect_name, schema)
     if dialect_name not in _OFFLINE_DIALECTS:
         raise AgentError(
             AgentErrorKind.HOST_CONFIGURATION_NEEDED,
             RetryClassification.HOST_CONFIGURATION_NEEDED,
             f"unsupported database {safe_url(parsed)}: use sqlite:/// or postgresql+psycopg://",
         )
+    check_offline_schema(dialect_name, schema)
     start, _, destination = revision.rpartition(":")
     output = io.StringIO()
     environment = _upgrade_environment(destination, as_sql=True, starting_rev=start or None)
