@@ -97,3 +97,22 @@ def test_cli_examples_run_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyP
         else:
             assert result.exit_code == 0, (command, result.stdout, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+EMBEDDING = ROOT / "docs" / "embedding.md"
+
+
+def test_embedding_shell_examples_run_as_written() -> None:
+    """docs/embedding.md's commands print offline SQL: they run verbatim, connecting nowhere."""
+    lines = [
+        line
+        for block in BLOCK.findall(EMBEDDING.read_text(encoding="utf-8"))
+        for line in block.splitlines()
+        if line.startswith("agent-pool-store ")
+    ]
+    assert lines
+    for line in lines:
+        assert "--sql" in line, line  # no example here may need a database
+        result = CliRunner().invoke(cli, shlex.split(line)[1:])
+        assert result.exit_code == 0, (line, result.output)
+        assert "agent_pool_records" in result.output
