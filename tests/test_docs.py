@@ -35,6 +35,7 @@ def test_example_runs(
     page: Path,
     index: int,
     code: str,
+    *,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,

@@ -37,6 +37,7 @@ from agent_pool_store import (
 )
 from agent_pool_store.sql.schema import Base
 from alembic import command
+from tests.checkout_alembic import checkout_alembic
 from tests.conftest import REFERENCE, compact_reference_json, reference_rows
 from tests.databases import new_pg_database, sqlite_url
 from tests.factories import ConfigFactory, MemberFactory, message_pair, wake_triple
@@ -457,20 +458,9 @@ def test_reference_records_loaded_into_postgresql(pg_url: URL) -> None:
 
 
 def _alembic(*args: str, url_in_environment: str | None = None) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_POOL_STORE_")}
-    if url_in_environment is not None:
-        env["AGENT_POOL_STORE_URL"] = url_in_environment
-    done = subprocess.run(
-        [sys.executable, "-m", "alembic", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    if url_in_environment is None:
+        return checkout_alembic(*args)
+    return checkout_alembic(*args, AGENT_POOL_STORE_URL=url_in_environment)
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,6 @@ can be checked to stay empty. The contract suite runs in a schema too: the
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -42,6 +39,7 @@ from agent_pool_store.sql.dialects import postgresql_waiter
 from agent_pool_store.sql.dialects.postgresql_waiter import CHANNEL, PostgresWaiter
 from agent_pool_store.sql.schema import Base
 from alembic import command
+from tests.checkout_alembic import checkout_alembic
 from tests.databases import new_pg_database, sqlite_url
 from tests.factories import MemberFactory, PolicyRefFactory, message_pair
 
@@ -266,21 +264,10 @@ def test_offline_sql_for_a_schema_runs_as_rendered(url: URL) -> None:
 def test_alembic_from_a_checkout_takes_the_schema_from_x_or_the_environment(url: URL) -> None:
     target = url.render_as_string(hide_password=False)
 
-    def alembic(*args: str, schema_variable: str | None = None) -> str:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_POOL_STORE_")}
-        if schema_variable is not None:
-            env["AGENT_POOL_STORE_SCHEMA"] = schema_variable
-        done = subprocess.run(
-            [sys.executable, "-m", "alembic", "-x", f"url={target}", *args],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+    def alembic(*args: str, schema_variable: str) -> str:
+        return checkout_alembic(
+            "-x", f"url={target}", *args, AGENT_POOL_STORE_SCHEMA=schema_variable
         )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
 
     assert alembic("current", schema_variable="by_env").split() == []
     assert not schema_exists(url, "by_env")  # `alembic current` only reads
