@@ -14,7 +14,8 @@ import pytest
 
 from benchmarks import profiling
 from benchmarks.__main__ import main
-from benchmarks.databases import postgresql_problem
+from benchmarks.databases import postgresql_problem, sqlite_database
+from benchmarks.embedding import BATCH, measure
 from benchmarks.report import PLOT_NAME, SECTIONS
 
 pytestmark = [pytest.mark.slow, pytest.mark.sqlite, pytest.mark.postgresql]
@@ -98,3 +99,9 @@ def test_profiling_reports_each_workload(dialect: str, capsys: pytest.CaptureFix
     for workload in ("record_message appends", "watch", "snapshot"):
         assert f"{label} {workload}" in printed
     assert "agent_pool_store" in printed and "sqlalchemy" in printed
+
+
+def test_embedding_benchmark_measures_every_variant(tmp_path: Path) -> None:
+    medians = measure(sqlite_database(tmp_path), calls=BATCH, rounds=1)
+    assert len(medians) == 4
+    assert all(seconds > 0 for seconds in medians.values())
