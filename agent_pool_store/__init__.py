@@ -5,6 +5,7 @@ The public names are pinned by ``shared/spec/CONTRACT.md``: the store contract
 domain type of the wire format.
 """
 
+from agent_pool_store.async_contract import AsyncAgentPoolStore
 from agent_pool_store.contract import AgentPoolStore
 from agent_pool_store.domain import (
     MAX_IDENTIFIER_BYTES,
@@ -92,7 +93,13 @@ from agent_pool_store.domain import (
     validate_identifier,
 )
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
-from agent_pool_store.memory import InMemoryAgentPoolStore
+from agent_pool_store.memory import AsyncInMemoryAgentPoolStore, InMemoryAgentPoolStore
+from agent_pool_store.sql.async_store import (
+    AsyncBoundAgentPoolStore,
+    AsyncSqlAgentPoolStore,
+    open_async_store,
+)
+from agent_pool_store.sql.binding import BoundAgentPoolStore
 from agent_pool_store.sql.store import SqlAgentPoolStore, open_store
 
 __all__ = [
@@ -117,6 +124,11 @@ __all__ = [
     "AgentPoolStoredWake",
     "AgentPoolWakePolicy",
     "AgentTarget",
+    "AsyncAgentPoolStore",
+    "AsyncBoundAgentPoolStore",
+    "AsyncInMemoryAgentPoolStore",
+    "AsyncSqlAgentPoolStore",
+    "BoundAgentPoolStore",
     "CompiledEventFilter",
     "ContentCaptureMode",
     "ContentRef",
@@ -184,6 +196,7 @@ __all__ = [
     "WakeRegistrationStatus",
     "WireModel",
     "apply_payload",
+    "open_async_store",
     "open_store",
     "validate_identifier",
 ]

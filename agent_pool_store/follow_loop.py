@@ -65,6 +65,37 @@ class ConditionWaiter:
         """Nothing to release."""
 
 
+class PollingWaiter:
+    """Compares a version counter every ``poll_interval`` seconds, pausing with ``pause``.
+
+    For the in-memory store on asyncio, where ``pause`` awaits ``asyncio.sleep`` (a
+    condition variable would block the event loop).
+    """
+
+    def __init__(
+        self, version: Callable[[], int], pause: Callable[[float], None], poll_interval: float
+    ) -> None:
+        self._version = version
+        self._pause = pause
+        self._poll_interval = poll_interval
+        self._seen = 0
+
+    def arm(self) -> None:
+        self._seen = self._version()
+
+    def wait(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while self._version() == self._seen:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._pause(min(self._poll_interval, left))
+        return True
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
 def check_follow_arguments(
     pool_id: object, cursor: CursorArg, timeout: float | None, poll_interval: float
 ) -> tuple[str, int]:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from agent_pool_store.async_face import AsyncStoreFace
+from agent_pool_store.asyncio_bridge import pause_in_greenlet
 from agent_pool_store.domain import (
     AgentPoolMember,
     AgentPoolSnapshot,
@@ -19,7 +21,7 @@ from agent_pool_store.domain import (
     PoolState,
     WakeRegistration,
 )
-from agent_pool_store.follow_loop import ConditionWaiter, Waiter
+from agent_pool_store.follow_loop import ConditionWaiter, PollingWaiter, Waiter
 from agent_pool_store.operations import Lookup, PoolStoreOperations, PoolUnit
 
 T = TypeVar("T")
@@ -87,6 +89,9 @@ class _MemoryRunner:
 
     def __init__(self, backing: _Backing) -> None:
         self.backing = backing
+        self.pause: Callable[[float], None] | None = None
+        """Set by the asyncio face: followers poll, pausing with it, instead of blocking on
+        the condition (see :class:`~agent_pool_store.follow_loop.PollingWaiter`)."""
 
     def run(self, pool_id: str, *, write: bool, work: Callable[[PoolUnit], T]) -> T:
         backing = self.backing
@@ -115,6 +120,8 @@ class _MemoryRunner:
 
     def open_waiter(self, pool_id: str, poll_interval: float) -> Waiter:
         backing = self.backing
+        if self.pause is not None:
+            return PollingWaiter(lambda: backing.version, self.pause, poll_interval)
         return ConditionWaiter(backing.appended, lambda: backing.version)
 
 
@@ -145,3 +152,30 @@ class InMemoryAgentPoolStore(PoolStoreOperations[_MemoryRunner]):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class AsyncInMemoryAgentPoolStore(AsyncStoreFace[InMemoryAgentPoolStore]):
+    """The in-memory store on asyncio (see :mod:`agent_pool_store.async_face`).
+
+    Its operations never wait; its followers poll with ``asyncio.sleep``. Needs the
+    ``greenlet`` package (the ``asyncio`` extra), as every async store does.
+    """
+
+    def __init__(self, store: InMemoryAgentPoolStore | None = None) -> None:
+        store = InMemoryAgentPoolStore() if store is None else store
+        store._runner.pause = pause_in_greenlet
+        super().__init__(store)
+
+    def another_handle(self) -> AsyncInMemoryAgentPoolStore:
+        """A new store object that shares this one's pools, records and counters."""
+        return AsyncInMemoryAgentPoolStore(self._store.another_handle())
+
+    async def close(self) -> None:
+        """Wait for operations whose callers were cancelled; nothing else to release."""
+        await self._settled()
+
+    async def __aenter__(self) -> AsyncInMemoryAgentPoolStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

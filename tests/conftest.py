@@ -14,7 +14,15 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from agent_pool_store import AgentPoolStore, InMemoryAgentPoolStore, SqlAgentPoolStore, open_store
+from agent_pool_store import (
+    AgentPoolStore,
+    AsyncInMemoryAgentPoolStore,
+    InMemoryAgentPoolStore,
+    SqlAgentPoolStore,
+    open_async_store,
+    open_store,
+)
+from tests.async_support import SyncOverAsync
 from tests.databases import (  # noqa: F401 - fixtures
     PG_SCHEMA,
     pg_database,
@@ -190,6 +198,29 @@ def _postgresql_schema_bound_backend(request: pytest.FixtureRequest) -> Backend:
     )
 
 
+def _async_memory_backend() -> Backend:
+    """The in-memory store's async face; further handles share its pools."""
+    root: list[AsyncInMemoryAgentPoolStore] = []
+
+    async def opener() -> AsyncInMemoryAgentPoolStore:
+        root.append(AsyncInMemoryAgentPoolStore() if not root else root[0].another_handle())
+        return root[-1]
+
+    return Backend(
+        "async-memory", lambda: cast(AgentPoolStore, SyncOverAsync(opener, CONTRACT_OPERATIONS))
+    )
+
+
+def _async_sql_backend(name: str, url: str, **options: Any) -> Backend:
+    return Backend(
+        name,
+        lambda: cast(
+            AgentPoolStore,
+            SyncOverAsync(lambda: open_async_store(url, **options), CONTRACT_OPERATIONS),
+        ),
+    )
+
+
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {
     "memory": lambda request: _memory_backend(),
     "sqlite": _sqlite_backend,
@@ -199,6 +230,19 @@ BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {
     "postgresql-bound": _postgresql_bound_backend,
     "postgresql-schema": _postgresql_schema_backend,
     "postgresql-schema-bound": _postgresql_schema_bound_backend,
+    "async-memory": lambda request: _async_memory_backend(),
+    "async-sqlite": lambda request: _async_sql_backend(
+        "async-sqlite", sqlite_url(request.getfixturevalue("sqlite_file"))
+    ),
+    "async-postgresql": lambda request: _async_sql_backend(
+        "async-postgresql",
+        request.getfixturevalue("pg_url").render_as_string(hide_password=False),
+    ),
+    "async-postgresql-units": lambda request: _async_sql_backend(
+        "async-postgresql-units",
+        request.getfixturevalue("pg_url").render_as_string(hide_password=False),
+        postgresql_one_statement=False,
+    ),
 }
 
 BACKEND_MARKS = {
@@ -209,6 +253,9 @@ BACKEND_MARKS = {
     "postgresql-bound": pytest.mark.postgresql,
     "postgresql-schema": pytest.mark.postgresql,
     "postgresql-schema-bound": pytest.mark.postgresql,
+    "async-sqlite": pytest.mark.sqlite,
+    "async-postgresql": pytest.mark.postgresql,
+    "async-postgresql-units": pytest.mark.postgresql,
 }
 
 

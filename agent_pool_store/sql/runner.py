@@ -26,6 +26,7 @@ from typing import TypeVar, cast
 from pydantic import BaseModel
 from sqlalchemy import Engine, exc
 
+from agent_pool_store.asyncio_bridge import pause_for
 from agent_pool_store.domain import (
     AgentPoolMember,
     AgentPoolSnapshot,
@@ -184,6 +185,7 @@ class SqlRunner:
         self.dialect = dialect
         self.settings = settings
         self.configs = ConfigCache()
+        self._pause = pause_for(engine)
         self.closed = False
         """Set by the store's ``close()``: every later call fails (see :meth:`_check_open`)."""
 
@@ -358,7 +360,7 @@ class SqlRunner:
                     )
                 LOG.debug("pool %r: %s; running again", pool_id, first_line(error.orig))
                 backoff = min(0.2, 0.005 * 2**attempt) * random.uniform(0.5, 1.5)
-                time.sleep(max(0.0, min(backoff, deadline - time.monotonic())))
+                self._pause(max(0.0, min(backoff, deadline - time.monotonic())))
                 attempt += 1
             except exc.SQLAlchemyError as error:
                 raise translate(error, self._what()) from driver_cause(error, self.engine.url)

@@ -14,6 +14,9 @@ from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassificat
 DEFAULT_URL = "sqlite:///agent-pool.sqlite"
 """The embedded default database: a SQLite file in the working directory."""
 
+DEFAULT_ASYNC_URL = "sqlite+aiosqlite:///agent-pool.sqlite"
+"""The async store's default: the same SQLite file, through aiosqlite."""
+
 SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")

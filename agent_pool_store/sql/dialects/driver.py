@@ -83,17 +83,26 @@ def driver_statement(statement: Any, dialect: Dialect) -> DriverStatement:
 
 
 def _run(connection: Connection, sql: str, parameters: Any, *, many: bool) -> Any:
-    """Run SQL on the driver connection; driver errors become SQLAlchemy's ``DBAPIError``.
+    """Run SQL on a driver cursor; driver errors become SQLAlchemy's ``DBAPIError``.
 
-    A disconnect invalidates the connection (as ``Connection.execute`` would), so the pool
-    does not hand it out again, and the error says so (``connection_invalidated``).
+    The cursor is the DBAPI connection's: the driver's own (``sqlite3``, psycopg), or, on an
+    asyncio engine, SQLAlchemy's adaptation of the asyncio driver (aiosqlite, psycopg's
+    ``AsyncConnection``), whose methods wait for the driver inside the greenlet the async
+    store runs its work in. A disconnect invalidates the connection (as
+    ``Connection.execute`` would), so the pool does not hand it out again, and the error
+    says so (``connection_invalidated``).
     """
     dialect = connection.dialect
     dbapi = dialect.loaded_dbapi
-    driver = connection.connection.driver_connection
+    driver = connection.connection.dbapi_connection
     assert driver is not None  # a checked-out connection
     try:
-        return (driver.executemany if many else driver.execute)(sql, parameters)
+        cursor = driver.cursor()
+        if many:
+            cursor.executemany(sql, parameters)
+        else:
+            cursor.execute(sql, parameters)
+        return cursor
     except dbapi.Error as error:
         lost = dialect.is_disconnect(error, connection.connection.dbapi_connection, None)
         if lost:
@@ -133,7 +142,7 @@ def autocommit(connection: Connection) -> Iterator[Connection]:
     trips. The connection must not be in a transaction. Its mode is restored afterwards; a
     connection whose mode cannot be restored (it was lost) is invalidated.
     """
-    driver = connection.connection.driver_connection
+    driver = connection.connection.dbapi_connection
     assert driver is not None  # a checked-out connection
     dbapi = connection.dialect.loaded_dbapi
     try:

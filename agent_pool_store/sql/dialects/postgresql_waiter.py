@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import Engine, exc
 
+from agent_pool_store.asyncio_bridge import wait_for
 from agent_pool_store.sql.errors import driver_cause, first_line, follow_unavailable
 from agent_pool_store.sql.schema import FollowerRow, table_of
 
@@ -85,6 +86,7 @@ class PostgresWaiter:
         except exc.SQLAlchemyError as error:
             reason = first_line(error.orig if isinstance(error, exc.DBAPIError) else error)
             raise follow_unavailable(self._url, reason) from driver_cause(error, self._url)
+        self._driver: Any = pooled.driver_connection  # psycopg's (Async)Connection
         pooled.detach()
         connection: Any = pooled.dbapi_connection
         try:
@@ -129,10 +131,7 @@ class PostgresWaiter:
                     self._recheck_at = now + RECHECK_SECONDS
                     return True
                 remaining = max(0.0, min(deadline, self._recheck_at) - now)
-                woke = [
-                    notify.payload
-                    for notify in self._connection.notifies(timeout=remaining, stop_after=1)
-                ]
+                woke = self._notifications(remaining)
                 if self._payload in woke:
                     return True
                 if time.monotonic() >= deadline:
@@ -148,6 +147,21 @@ class PostgresWaiter:
             self.close()
             self._connect()
             return True
+
+    def _notifications(self, seconds: float) -> list[str]:
+        """The payloads of at most one notification, waiting up to ``seconds`` for it.
+
+        On an asyncio engine the driver is psycopg's ``AsyncConnection``: its notifications
+        are awaited on the event loop (see :mod:`agent_pool_store.asyncio_bridge`).
+        """
+        if not self._engine.dialect.is_async:
+            return [note.payload for note in self._driver.notifies(timeout=seconds, stop_after=1)]
+
+        async def collect() -> list[str]:
+            notes = self._driver.notifies(timeout=seconds, stop_after=1)
+            return [note.payload async for note in notes]
+
+        return wait_for(collect())
 
     def close(self) -> None:
         if self._connection is not None:

@@ -6,6 +6,7 @@ import weakref
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.sql.dialects.postgresql import PostgresqlDialect
@@ -40,6 +41,48 @@ def engine_for_url(url: URL, settings: EngineSettings) -> Engine:
     engine = create_engine(url, **arguments)
     _BUILT[engine] = settings.schema
     return engine
+
+
+_ASYNC_DRIVERS = {"sqlite": ("aiosqlite",), "postgresql": ("psycopg", "psycopg_async")}
+"""The asyncio drivers the async store runs on, per dialect; the first is the URL's default."""
+
+
+def _unsupported_async(url: URL, driver: str) -> AgentError:
+    return AgentError(
+        AgentErrorKind.HOST_CONFIGURATION_NEEDED,
+        RetryClassification.HOST_CONFIGURATION_NEEDED,
+        f"unsupported asyncio database driver {driver!r} in {safe_url(url)}: the async store "
+        "runs on sqlite+aiosqlite:// and postgresql+psycopg:// (psycopg's AsyncConnection; "
+        "its PostgreSQL paths use psycopg's autocommit and notifications, which asyncpg "
+        "does not offer alike)",
+    )
+
+
+def async_engine_for_url(url: URL, settings: EngineSettings) -> AsyncEngine:
+    """A new asyncio engine for a supported URL, with its dialect's connect arguments.
+
+    ``sqlite://`` means aiosqlite and ``postgresql://`` psycopg's ``AsyncConnection``.
+    """
+    backend, driver = url.get_backend_name(), url.drivername.partition("+")[2]
+    dialect = _DIALECTS.get(backend)
+    if dialect is None:
+        raise _unsupported(url)
+    drivers = _ASYNC_DRIVERS[backend]
+    if driver and driver not in drivers:
+        raise _unsupported_async(url, driver)
+    url, arguments = dialect.engine_arguments(url.set(drivername=backend), settings)
+    engine = create_async_engine(url.set(drivername=f"{backend}+{drivers[0]}"), **arguments)
+    _BUILT[engine.sync_engine] = settings.schema
+    return engine
+
+
+def check_async_engine(engine: AsyncEngine) -> None:
+    """Refuse an asyncio engine whose dialect or driver the async store cannot run on."""
+    drivers = _ASYNC_DRIVERS.get(engine.dialect.name)
+    if drivers is None:
+        raise _unsupported(engine.url)
+    if engine.dialect.driver not in drivers:
+        raise _unsupported_async(engine.url, engine.dialect.driver)
 
 
 def missing_database(url: URL) -> str | None:

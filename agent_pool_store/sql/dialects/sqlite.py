@@ -21,6 +21,7 @@ from sqlalchemy import Column, Connection, Engine, event, exc
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL
 
+from agent_pool_store.asyncio_bridge import pause_for
 from agent_pool_store.domain import AgentPoolStoreRecordPayload
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.follow_loop import Waiter
@@ -62,7 +63,8 @@ def _enable_wal(cursor: Any, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            cursor.execute("PRAGMA journal_mode")  # not chained: aiosqlite's returns its own
+            if cursor.fetchone()[0] != "wal":
                 cursor.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as error:
@@ -274,4 +276,6 @@ class SqliteDialect:
 
     def open_waiter(self, engine: Engine, pool_id: str, poll_interval: float) -> Waiter:
         """Polls ``PRAGMA data_version`` on a connection of its own."""
-        return SqliteWaiter(engine.url, poll_interval, self.settings.lock_timeout)
+        return SqliteWaiter(
+            engine.url, poll_interval, self.settings.lock_timeout, pause=pause_for(engine)
+        )

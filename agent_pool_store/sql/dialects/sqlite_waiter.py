@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 
 from sqlalchemy.engine import URL
 
@@ -20,8 +21,17 @@ from agent_pool_store.sql.errors import driver_cause, first_line, follow_unavail
 class SqliteWaiter:
     """Polls ``PRAGMA data_version`` on a connection of its own."""
 
-    def __init__(self, url: URL, poll_interval: float, busy_timeout: float) -> None:
+    def __init__(
+        self,
+        url: URL,
+        poll_interval: float,
+        busy_timeout: float,
+        *,
+        pause: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._url = url
+        self._pause = pause
+        """How to sleep between polls (``asyncio.sleep`` for the async store)."""
         self._poll_interval = poll_interval
         self._busy_timeout = busy_timeout
         self._seen: int | None = None
@@ -68,7 +78,7 @@ class SqliteWaiter:
     def wait(self, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
         while True:
-            time.sleep(max(0.0, min(self._poll_interval, deadline - time.monotonic())))
+            self._pause(max(0.0, min(self._poll_interval, deadline - time.monotonic())))
             version = self._version()
             if version is None or version != self._seen:
                 return True

@@ -1,0 +1,190 @@
+"""The asyncio face of a sync store: the same operations, run in a greenlet, as coroutines.
+
+:class:`AsyncStoreFace` turns a store built on
+:class:`~agent_pool_store.operations.PoolStoreOperations` into an
+:class:`~agent_pool_store.async_contract.AsyncAgentPoolStore`. Nothing of the contract is
+written again: each coroutine runs the sync store's operation in a greenlet
+(:func:`~agent_pool_store.asyncio_bridge.run_in_greenlet`), where the store's statements
+and waits await the event loop. The in-memory store's operations never wait; the SQL
+store's run on an asyncio engine (aiosqlite, psycopg's ``AsyncConnection``).
+
+**Cancellation.** An operation runs in a task of its own, shielded from the caller's
+cancellation: a cancelled caller gets ``CancelledError`` at once, and the operation goes on
+to commit or fail as it would have (all of it or nothing, as always). The store stays
+usable; ``close()`` waits for such operations. ``watch`` and ``follow`` are reads: cancelling
+their consumer ends them, and a follower's connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+from agent_pool_store.asyncio_bridge import run_in_greenlet
+from agent_pool_store.contract import CursorArg
+from agent_pool_store.domain import (
+    AgentPoolMember,
+    AgentPoolSnapshot,
+    AgentPoolStoreConfig,
+    AgentPoolStoreCursor,
+    AgentPoolStoredWake,
+    AgentPoolStoreRecord,
+    CompiledEventFilter,
+    MessageReceipt,
+    RunMessage,
+    WakeCondition,
+    WakeRegistration,
+)
+from agent_pool_store.follow_loop import DEFAULT_POLL_INTERVAL, Follower
+from agent_pool_store.operations import WATCH_BATCH, PoolStoreOperations
+
+T = TypeVar("T")
+S = TypeVar("S", bound=PoolStoreOperations[Any])
+
+
+def _take(records: Iterator[AgentPoolStoreRecord], count: int) -> list[AgentPoolStoreRecord]:
+    return list(itertools.islice(records, count))
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a finished operation's outcome as seen (its caller may have been cancelled)."""
+    if not task.cancelled():
+        task.exception()
+
+
+class AsyncStoreFace(Generic[S]):
+    """The contract's twelve operations and ``follow`` as coroutines over a sync store."""
+
+    _shielded = True
+    """Whether an operation runs on when its caller is cancelled (not for a bound view: its
+    work must end before the host's transaction goes on)."""
+
+    def __init__(self, store: S) -> None:
+        self._store = store
+        self._running: set[asyncio.Future[Any]] = set()
+
+    async def _call(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` in a greenlet, in a task its caller's cancellation spares."""
+        if not self._shielded:
+            return await run_in_greenlet(function, *args)
+        task = asyncio.ensure_future(run_in_greenlet(function, *args))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)
+
+    async def _settled(self) -> None:
+        """Wait for operations whose callers were cancelled (for ``close``)."""
+        if self._running:
+            await asyncio.wait(list(self._running))
+
+    async def open_pool(self, pool_id: str, config: AgentPoolStoreConfig) -> AgentPoolSnapshot:
+        """See :meth:`AgentPoolStore.open_pool`."""
+        return await self._call(self._store.open_pool, pool_id, config)
+
+    async def snapshot(self, pool_id: str) -> AgentPoolSnapshot:
+        """See :meth:`AgentPoolStore.snapshot`."""
+        return await self._call(self._store.snapshot, pool_id)
+
+    async def record_pool_created(self, pool_id: str) -> AgentPoolStoreCursor:
+        """See :meth:`AgentPoolStore.record_pool_created`."""
+        return await self._call(self._store.record_pool_created, pool_id)
+
+    async def join_member(self, pool_id: str, member: AgentPoolMember) -> AgentPoolStoreCursor:
+        """See :meth:`AgentPoolStore.join_member`."""
+        return await self._call(self._store.join_member, pool_id, member)
+
+    async def leave_member(
+        self, pool_id: str, run_id: str
+    ) -> tuple[AgentPoolMember, AgentPoolStoreCursor]:
+        """See :meth:`AgentPoolStore.leave_member`."""
+        return await self._call(self._store.leave_member, pool_id, run_id)
+
+    async def message_receipt(self, pool_id: str, idempotency_key: str) -> MessageReceipt | None:
+        """See :meth:`AgentPoolStore.message_receipt`."""
+        return await self._call(self._store.message_receipt, pool_id, idempotency_key)
+
+    async def record_message(
+        self, pool_id: str, message: RunMessage, receipt: MessageReceipt
+    ) -> AgentPoolStoreCursor:
+        """See :meth:`AgentPoolStore.record_message`."""
+        return await self._call(self._store.record_message, pool_id, message, receipt)
+
+    async def wake_registration(
+        self, pool_id: str, idempotency_key: str
+    ) -> WakeRegistration | None:
+        """See :meth:`AgentPoolStore.wake_registration`."""
+        return await self._call(self._store.wake_registration, pool_id, idempotency_key)
+
+    async def wake(self, pool_id: str, condition_id: str) -> AgentPoolStoredWake | None:
+        """See :meth:`AgentPoolStore.wake`."""
+        return await self._call(self._store.wake, pool_id, condition_id)
+
+    async def record_wake(
+        self,
+        pool_id: str,
+        condition: WakeCondition,
+        compiled_filter: CompiledEventFilter,
+        registration: WakeRegistration,
+    ) -> AgentPoolStoreCursor:
+        """See :meth:`AgentPoolStore.record_wake`."""
+        return await self._call(
+            self._store.record_wake, pool_id, condition, compiled_filter, registration
+        )
+
+    async def next_event_sequence(self, pool_id: str) -> int:
+        """See :meth:`AgentPoolStore.next_event_sequence`."""
+        return await self._call(self._store.next_event_sequence, pool_id)
+
+    def watch(self, pool_id: str, cursor: CursorArg = None) -> AsyncIterator[AgentPoolStoreRecord]:
+        """See :meth:`AgentPoolStore.watch`.
+
+        Arguments are checked when called; records are read lazily, a batch per transaction.
+        """
+        return self._batches(self._store.watch(pool_id, cursor))
+
+    async def _batches(
+        self, records: Iterator[AgentPoolStoreRecord]
+    ) -> AsyncIterator[AgentPoolStoreRecord]:
+        while True:
+            batch = await self._call(_take, records, WATCH_BATCH)
+            for record in batch:
+                yield record
+            if len(batch) < WATCH_BATCH:
+                return
+
+    def follow(
+        self,
+        pool_id: str,
+        cursor: CursorArg = None,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> AsyncIterator[AgentPoolStoreRecord]:
+        """Yield the pool's records after ``cursor`` as they commit, from any process.
+
+        The sync store's follow loop, stepped in a greenlet: what is already there first,
+        then each record as it commits (PostgreSQL: ``LISTEN`` through psycopg's async
+        notifications, with a re-read every 2 s; SQLite and memory: polled every
+        ``poll_interval`` seconds with ``asyncio.sleep``). It ends when ``timeout`` seconds
+        pass without a new record, or when the task iterating it is cancelled; its connection
+        is closed either way. Arguments are checked when called.
+        """
+        records = self._store.follow(pool_id, cursor, timeout=timeout, poll_interval=poll_interval)
+        return self._following(records)
+
+    async def _following(self, records: Follower) -> AsyncIterator[AgentPoolStoreRecord]:
+        # not shielded: a cancelled consumer's CancelledError reaches the follow loop in its
+        # greenlet, which closes its waiter (and connection) on the way out
+        end = object()
+        try:
+            while True:
+                record = await run_in_greenlet(next, records, end)
+                if record is end:
+                    return
+                assert isinstance(record, AgentPoolStoreRecord)
+                yield record
+        finally:
+            await run_in_greenlet(records.close)

@@ -1,0 +1,172 @@
+"""``AsyncSqlAgentPoolStore``, the SQL store on asyncio, and ``open_async_store``.
+
+The async store is the sync :class:`~agent_pool_store.sql.store.SqlAgentPoolStore` built on
+an asyncio engine's sync facade (``AsyncEngine.sync_engine``), behind the asyncio face of
+:mod:`agent_pool_store.async_face`: the same runner, dialects, statements, fold, retries,
+lost-reply settling and error translation, run in a greenlet whose statements await the
+event loop (aiosqlite; psycopg's ``AsyncConnection``). See ``docs/async.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
+
+from agent_pool_store.async_face import AsyncStoreFace
+from agent_pool_store.asyncio_bridge import run_in_greenlet
+from agent_pool_store.errors import AgentError
+from agent_pool_store.sql.admin import PoolSummary
+from agent_pool_store.sql.binding import BoundAgentPoolStore
+from agent_pool_store.sql.engine import build_async_engine
+from agent_pool_store.sql.integrity import VerificationReport
+from agent_pool_store.sql.settings import (
+    DEFAULT_ASYNC_URL,
+    EngineSettings,
+    SqliteSynchronous,
+    safe_url,
+)
+from agent_pool_store.sql.store import SqlAgentPoolStore, open_store
+
+
+class AsyncBoundAgentPoolStore(AsyncStoreFace[BoundAgentPoolStore]):
+    """The twelve operations in a host's ``AsyncConnection`` or ``AsyncSession`` transaction.
+
+    Made by :meth:`AsyncSqlAgentPoolStore.bind`; the sync
+    :class:`~agent_pool_store.sql.binding.BoundAgentPoolStore`'s rules hold (a savepoint per
+    operation, nothing committed, no retries). An operation is not shielded from
+    cancellation: a cancelled one rolls its savepoint back before the host goes on.
+    """
+
+    _shielded = False
+
+
+class AsyncSqlAgentPoolStore(AsyncStoreFace[SqlAgentPoolStore]):
+    """The store contract on SQLite (aiosqlite) or PostgreSQL (psycopg), on asyncio.
+
+    Build one with :func:`open_async_store`. Everything the sync store does and guarantees
+    holds (see :class:`~agent_pool_store.sql.store.SqlAgentPoolStore`); its calls never
+    block the event loop. Cancelling a caller does not cancel its operation (see
+    :mod:`agent_pool_store.async_face`).
+    """
+
+    def __init__(self, store: SqlAgentPoolStore, engine: AsyncEngine, *, owns_engine: bool) -> None:
+        super().__init__(store)
+        self.engine = engine
+        """The asyncio engine (render its URL with ``hide_password=True`` before showing it)."""
+        self._owns_engine = owns_engine
+
+    def __repr__(self) -> str:
+        return f"AsyncSqlAgentPoolStore({safe_url(self.engine.url)!r})"
+
+    @property
+    def url(self) -> URL:
+        """The database URL (render it with ``hide_password=True`` before showing it)."""
+        return self.engine.url
+
+    @property
+    def settings(self) -> EngineSettings:
+        """How the store talks to its database."""
+        return self._store.settings
+
+    async def verify(self, pool_id: str | None = None) -> VerificationReport:
+        """See :meth:`SqlAgentPoolStore.verify`."""
+        return await self._call(self._store.verify, pool_id)
+
+    async def rebuild(self, pool_id: str) -> int:
+        """See :meth:`SqlAgentPoolStore.rebuild`."""
+        return await self._call(self._store.rebuild, pool_id)
+
+    async def pools(self) -> list[PoolSummary]:
+        """See :meth:`SqlAgentPoolStore.pools`."""
+        return await self._call(self._store.pools)
+
+    def bind(self, host: AsyncConnection | AsyncSession) -> AsyncBoundAgentPoolStore:
+        """The twelve operations in the host's transaction (see :meth:`SqlAgentPoolStore.bind`).
+
+        ``host`` is an ``AsyncConnection`` (begun, e.g. ``async with engine.begin()``) or an
+        ``AsyncSession`` of this store's engine::
+
+            async with AsyncSession(store.engine) as session, session.begin():
+                session.add(task)
+                await store.bind(session).record_message(pool_id, message, receipt)
+        """
+        sync_host: Connection | Session
+        if isinstance(host, AsyncSession):
+            sync_host = host.sync_session
+        elif isinstance(host, AsyncConnection):
+            if host.sync_connection is None:
+                raise AgentError.invalid_argument(
+                    "bind() needs a started AsyncConnection (async with engine.connect() …)"
+                )
+            sync_host = host.sync_connection
+        else:
+            raise AgentError.invalid_argument(
+                "bind() takes a sqlalchemy AsyncConnection or AsyncSession, "
+                f"not {type(host).__name__}"
+            )
+        return AsyncBoundAgentPoolStore(self._store.bind(sync_host))
+
+    async def close(self) -> None:
+        """Close the store: later calls fail with AgentError NotRetryable.
+
+        Waits for operations whose callers were cancelled, then disposes of the engine if
+        this store created it (an engine you passed in stays yours). Closing again does
+        nothing. ``async with await open_async_store(…) as store:`` closes it at the end.
+        """
+        self._store.close()
+        await self._settled()
+        if self._owns_engine:
+            await self.engine.dispose()
+
+    async def __aenter__(self) -> AsyncSqlAgentPoolStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+async def open_async_store(
+    url_or_engine: str | URL | AsyncEngine = DEFAULT_ASYNC_URL,
+    *,
+    lock_timeout: float = 10.0,
+    sqlite_synchronous: SqliteSynchronous = "FULL",
+    auto_upgrade: bool | None = None,
+    postgresql_one_statement: bool = True,
+    schema: str | None = None,
+) -> AsyncSqlAgentPoolStore:
+    """Open the SQL store on asyncio, on a database URL or an existing ``AsyncEngine``.
+
+    ``sqlite+aiosqlite:///…`` (the default, ``sqlite+aiosqlite:///agent-pool.sqlite``, migrated
+    on open) or ``postgresql+psycopg://…`` (psycopg's ``AsyncConnection``; migrated
+    beforehand unless ``auto_upgrade=True``); ``sqlite://`` and ``postgresql://`` stand for
+    those drivers. Other drivers, ``postgresql+asyncpg`` among them, are refused with
+    HostConfigurationNeeded. The options are :func:`~agent_pool_store.sql.store.open_store`'s.
+    """
+    settings = EngineSettings(
+        lock_timeout=lock_timeout,
+        sqlite_synchronous=sqlite_synchronous,
+        postgresql_one_statement=postgresql_one_statement,
+        schema=schema,
+    )
+    owns_engine = not isinstance(url_or_engine, AsyncEngine)
+    engine = build_async_engine(url_or_engine, settings)
+    opening = functools.partial(
+        open_store,
+        engine.sync_engine,
+        lock_timeout=lock_timeout,
+        sqlite_synchronous=sqlite_synchronous,
+        auto_upgrade=auto_upgrade,
+        postgresql_one_statement=postgresql_one_statement,
+        schema=schema,
+    )
+    try:
+        store: SqlAgentPoolStore = await run_in_greenlet(opening)
+    except BaseException:
+        if owns_engine:
+            await engine.dispose()
+        raise
+    return AsyncSqlAgentPoolStore(store, engine, owns_engine=owns_engine)
