@@ -7,7 +7,25 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from agent_pool_store import open_async_store
+
 T = TypeVar("T")
+
+CONTRACT_OPERATIONS = (
+    "open_pool",
+    "snapshot",
+    "record_pool_created",
+    "join_member",
+    "leave_member",
+    "message_receipt",
+    "record_message",
+    "wake_registration",
+    "wake",
+    "record_wake",
+    "watch",
+    "next_event_sequence",
+)
+"""The twelve operations of the store contract."""
 
 CALL_TIMEOUT = 120.0
 """Seconds a test waits for one call on the loop (a hang fails instead of blocking CI)."""
@@ -65,3 +83,10 @@ class SyncOverAsync:
             self._loop.run(self.store.close())
         finally:
             self._loop.stop()
+
+
+def open_async_as_sync(url: str, **options: Any) -> Any:
+    """The async SQL store on ``url``, driven through the sync contract (and ``verify``)."""
+    return SyncOverAsync(
+        lambda: open_async_store(url, **options), (*CONTRACT_OPERATIONS, "verify", "pools")
+    )

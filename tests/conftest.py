@@ -22,7 +22,7 @@ from agent_pool_store import (
     open_async_store,
     open_store,
 )
-from tests.async_support import SyncOverAsync
+from tests.async_support import CONTRACT_OPERATIONS, SyncOverAsync
 from tests.databases import (  # noqa: F401 - fixtures
     PG_SCHEMA,
     pg_database,
@@ -110,22 +110,6 @@ def _postgresql_units_backend(request: pytest.FixtureRequest) -> Backend:
     """PostgreSQL with the one-statement paths off: every call is a unit of work."""
     url = request.getfixturevalue("pg_url")
     return Backend("postgresql-units", lambda: open_store(url, postgresql_one_statement=False))
-
-
-CONTRACT_OPERATIONS = (
-    "open_pool",
-    "snapshot",
-    "record_pool_created",
-    "join_member",
-    "leave_member",
-    "message_receipt",
-    "record_message",
-    "wake_registration",
-    "wake",
-    "record_wake",
-    "watch",
-    "next_event_sequence",
-)
 
 
 class HostTransactionPerCall:

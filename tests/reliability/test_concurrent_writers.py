@@ -90,6 +90,7 @@ def test_concurrent_mixed_writers(database: Database, tmp_path: Path) -> None:
                 url=database.url,
                 tag=f"w{index}",
                 seed=index,
+                flavour="async" if index % 2 else "sync",
                 pools=[SHARED, own[index]],
                 count=OPERATIONS,
             )

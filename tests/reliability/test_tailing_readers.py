@@ -118,6 +118,7 @@ def test_readers_see_every_record_once_in_order(database: Database, tmp_path: Pa
                     url=database.url,
                     tag=f"a{index}",
                     seed=index,
+                    flavour="async" if index % 2 else "sync",
                     pool=POOL,
                     count=APPENDS,
                 )
@@ -127,6 +128,7 @@ def test_readers_see_every_record_once_in_order(database: Database, tmp_path: Pa
                     f"reader{index}",
                     url=database.url,
                     tag=f"r{index}",
+                    flavour="async" if index % 2 else "sync",
                     pool=POOL,
                     final_seq=final,
                     deadline=DEADLINE,

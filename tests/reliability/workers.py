@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from agent_pool_store import (
     AgentError,
@@ -53,6 +53,7 @@ from agent_pool_store import (
     open_store,
 )
 from agent_pool_store.sql.schema import Base
+from tests.async_support import open_async_as_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD_CODE = "from tests.reliability.workers import main; main()"
@@ -589,9 +590,20 @@ def write_result(path: str, result: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
+def open_worker_store(args: dict[str, Any]) -> SqlAgentPoolStore:
+    """The store a child works with: the sync store, or the async one.
+
+    With ``flavour="async"``, the async store on an event loop of the child's own, driven
+    through the same calls: the scenario's fleet then mixes sync and async writers.
+    """
+    if args.get("flavour") == "async":
+        return cast(SqlAgentPoolStore, open_async_as_sync(args["url"]))
+    return open_store(args["url"])
+
+
 def mixed_writer(args: dict[str, Any]) -> dict[str, Any]:
     """``count`` mixed operations, each on the shared pool or the child's own, at random."""
-    store = open_store(args["url"])
+    store = open_worker_store(args)
     warm_up(store, args["tag"])
     writer = MixedWriter(store, args["tag"], args["seed"])
     pools = args["pools"]
@@ -608,7 +620,7 @@ def mixed_writer(args: dict[str, Any]) -> dict[str, Any]:
 
 def appender(args: dict[str, Any]) -> dict[str, Any]:
     """``count`` appends (join, leave, message, wake) to one pool."""
-    store = open_store(args["url"])
+    store = open_worker_store(args)
     warm_up(store, args["tag"])
     writer = MixedWriter(store, args["tag"], args["seed"], weights=dict(APPEND_WEIGHTS))
     wait_for_go()
@@ -623,7 +635,7 @@ def appender(args: dict[str, Any]) -> dict[str, Any]:
 
 def tail_reader(args: dict[str, Any]) -> dict[str, Any]:
     """Follow one pool's log until its last record (see :func:`tail`)."""
-    store = open_store(args["url"])
+    store = open_worker_store(args)
     warm_up(store, args["tag"])
     wait_for_go()
     errors = []
@@ -638,7 +650,7 @@ def tail_reader(args: dict[str, Any]) -> dict[str, Any]:
 
 def racer(args: dict[str, Any]) -> dict[str, Any]:
     """One contender per round; every round starts at the barrier."""
-    store = open_store(args["url"])
+    store = open_worker_store(args)
     warm_up(store, args["tag"])
     outcomes = []
     for spec in args["rounds"]:
@@ -650,7 +662,7 @@ def racer(args: dict[str, Any]) -> dict[str, Any]:
 
 def crash_writer(args: dict[str, Any]) -> dict[str, Any]:
     """Write until killed; acknowledge each completed operation in the ack file first."""
-    store = open_store(args["url"])
+    store = open_worker_store(args)
     descriptor = os.open(args["acks"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def ack(entry: dict[str, Any]) -> None:
