@@ -23,7 +23,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy.engine import URL
@@ -35,6 +35,7 @@ from agent_pool_store import (
     SqlAgentPoolStore,
     open_store,
 )
+from tests.async_support import open_async_as_sync
 from tests.reliability.pg_proxy import PgFaultProxy
 from tests.reliability.test_write_path import member
 from tests.reliability.workers import EQUAL_CONFIG, Raw, message_pair, wake_triple
@@ -69,10 +70,22 @@ class Scene:
     proxy: PgFaultProxy
     url: URL
     direct: Raw
+    flavour: str = "sync"
+    """``async``: the stores are async stores (psycopg's ``AsyncConnection``), driven through
+    the same calls on an event loop of their own."""
     stores: list[SqlAgentPoolStore] = field(default_factory=list)
 
     def store(self, **options: Any) -> SqlAgentPoolStore:
-        made = open_store(self.proxy.url(self.url), lock_timeout=5, **options)
+        through_proxy = self.proxy.url(self.url)
+        if self.flavour == "async":
+            made = cast(
+                SqlAgentPoolStore,
+                open_async_as_sync(
+                    through_proxy.render_as_string(hide_password=False), lock_timeout=5, **options
+                ),
+            )
+        else:
+            made = open_store(through_proxy, lock_timeout=5, **options)
         self.stores.append(made)
         return made
 
@@ -88,14 +101,15 @@ class Scene:
         self.direct.close()
 
 
-@pytest.fixture
-def scene(proxy: PgFaultProxy, pg_url: URL) -> Iterator[Scene]:
+@pytest.fixture(params=["sync", "async"])
+def scene(proxy: PgFaultProxy, pg_url: URL, request: pytest.FixtureRequest) -> Iterator[Scene]:
     made = Scene(
         proxy,
         pg_url,
         Raw(
             "postgresql", pg_url.set(drivername="postgresql").render_as_string(hide_password=False)
         ),
+        flavour=request.param,
     )
     try:
         yield made
