@@ -44,3 +44,17 @@ def pause_for(engine: Engine) -> Callable[[float], None]:
     greenlet, so that other tasks run meanwhile.
     """
     return pause_in_greenlet if engine.dialect.is_async else time.sleep
+
+
+def _let_others_run() -> None:
+    wait_for(asyncio.sleep(0))
+
+
+def others_may_run(engine: Engine) -> Callable[[], None] | None:
+    """On an asyncio engine, what lets other tasks run in the middle of CPU-bound work.
+
+    The sync core runs in a greenlet on the event loop's thread: its Python work (parsing a
+    large snapshot's rows) holds the loop until it awaits. Long loops call this now and then
+    (``asyncio.sleep(0)``). ``None`` on a sync engine: nothing to do.
+    """
+    return _let_others_run if engine.dialect.is_async else None

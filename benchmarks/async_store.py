@@ -1,0 +1,269 @@
+"""``python -m benchmarks.async_store``: the asyncio store beside the sync one, in one run.
+
+Three measurements per dialect (SQLite through aiosqlite, PostgreSQL through psycopg's
+``AsyncConnection``), each interleaved with its sync counterpart:
+
+- **Event-loop gaps.** A heartbeat coroutine sleeps 1 ms at a time and records how late it
+  wakes while 200 operations run concurrently (appends to small pools, look-ups and snapshots
+  of a pool of 10,000 messages): through the async store, and through the sync store called
+  inline from the same loop (what an application without the async store does).
+- **Concurrency on one loop.** Appends per second of 8 tasks, each appending to a pool of its
+  own, against one task, and against 8 threads using the sync store.
+- **Cost.** Wall time per ``record_message`` of the async store against the sync one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import URL
+
+from agent_pool_store import (
+    AgentPoolStoreConfig,
+    AsyncSqlAgentPoolStore,
+    MessageReceipt,
+    RunAddress,
+    RunMessage,
+    SqlAgentPoolStore,
+    open_async_store,
+    open_store,
+)
+from benchmarks import payloads
+from benchmarks.databases import (
+    bulk_insert,
+    postgresql_database,
+    postgresql_problem,
+    sqlite_database,
+)
+
+BIG_POOL = "pool.bench.async.big"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each measurement does (``--quick`` makes everything small)."""
+
+    big_messages: int = 10_000
+    operations: int = 200
+    snapshots: int = 20
+    tasks: int = 8
+    appends_per_task: int = 150
+    cost_appends: int = 300
+    rounds: int = 3
+
+
+QUICK = Sizes(
+    big_messages=300, operations=40, snapshots=4, appends_per_task=20, cost_appends=30, rounds=1
+)
+
+
+def _message(label: str) -> tuple[RunMessage, MessageReceipt]:
+    message = RunMessage(
+        message_id=f"m.{label}",
+        from_="run.a",
+        to=RunAddress.run("run.b"),
+        content_ref=f"content.{label}",
+        idempotency_key=f"idem.{label}",
+    )
+    return message, MessageReceipt(message_id=message.message_id, status="accepted")
+
+
+def _fresh() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def async_url(url: URL) -> str:
+    """The asyncio form of a benchmark database URL."""
+    driver = "sqlite+aiosqlite" if url.get_backend_name() == "sqlite" else "postgresql+psycopg"
+    return url.set(drivername=driver).render_as_string(hide_password=False)
+
+
+# --- event-loop gaps --------------------------------------------------------------------------
+
+
+async def _gaps_while(load: Callable[[], Awaitable[None]]) -> list[float]:
+    """Seconds between the heartbeat's wake-ups (each asks for 1 ms) while ``load`` runs."""
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def beat() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    beating = asyncio.create_task(beat())
+    await asyncio.sleep(0.01)
+    await load()
+    done.set()
+    await beating
+    return gaps
+
+
+def _mix(sizes: Sizes) -> list[str]:
+    """The kinds of the concurrent operations: appends, look-ups, snapshots of the big pool."""
+    others = sizes.operations - sizes.snapshots
+    return ["snapshot"] * sizes.snapshots + ["append", "look_up"] * (others // 2)
+
+
+async def _async_load(store: AsyncSqlAgentPoolStore, sizes: Sizes, pools: list[str]) -> None:
+    async def one(index: int, kind: str) -> None:
+        if kind == "snapshot":
+            await store.snapshot(BIG_POOL)
+        elif kind == "append":
+            await store.record_message(pools[index % len(pools)], *_message(_fresh()))
+        else:
+            await store.message_receipt(BIG_POOL, f"idem.message.{index % 100}")
+
+    await asyncio.gather(*(one(index, kind) for index, kind in enumerate(_mix(sizes))))
+
+
+async def _inline_load(store: SqlAgentPoolStore, sizes: Sizes, pools: list[str]) -> None:
+    for index, kind in enumerate(_mix(sizes)):
+        if kind == "snapshot":
+            store.snapshot(BIG_POOL)
+        elif kind == "append":
+            store.record_message(pools[index % len(pools)], *_message(_fresh()))
+        else:
+            store.message_receipt(BIG_POOL, f"idem.message.{index % 100}")
+        await asyncio.sleep(0)  # an await between calls, as application code would have
+
+
+# --- concurrency --------------------------------------------------------------------------
+
+
+async def _async_rate(store: AsyncSqlAgentPoolStore, tasks: int, appends: int) -> float:
+    pools = [f"pool.bench.async.rate.{_fresh()}" for _ in range(tasks)]
+    await asyncio.gather(*(store.open_pool(pool, AgentPoolStoreConfig()) for pool in pools))
+
+    async def appender(pool: str) -> None:
+        for _ in range(appends):
+            await store.record_message(pool, *_message(_fresh()))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(appender(pool) for pool in pools))
+    return tasks * appends / (time.perf_counter() - started)
+
+
+def _thread_rate(store: SqlAgentPoolStore, threads: int, appends: int) -> float:
+    pools = [f"pool.bench.async.rate.{_fresh()}" for _ in range(threads)]
+    for pool in pools:
+        store.open_pool(pool, AgentPoolStoreConfig())
+    barrier = threading.Barrier(threads + 1)
+
+    def appender(pool: str) -> None:
+        barrier.wait()
+        for _ in range(appends):
+            store.record_message(pool, *_message(_fresh()))
+
+    workers = [threading.Thread(target=appender, args=(pool,)) for pool in pools]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    return threads * appends / (time.perf_counter() - started)
+
+
+# --- one dialect ------------------------------------------------------------------------------
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def measure(url: URL, sizes: Sizes) -> dict[str, Any]:
+    """Every figure of one dialect, as ``{name: value}`` (milliseconds, rates, ratios)."""
+    history = payloads.status_history(sizes.big_messages, 1)
+    bulk_insert(url, history.rows(BIG_POOL))
+    sync = open_store(url, lock_timeout=30)
+    store = await open_async_store(async_url(url), lock_timeout=30)
+    try:
+        sync.snapshot(BIG_POOL)  # catch the bulk-inserted log up once
+        pools = [f"pool.bench.async.small.{index}" for index in range(10)]
+        for pool in pools:
+            sync.open_pool(pool, AgentPoolStoreConfig())
+        figures: dict[str, Any] = {}
+        gaps: dict[str, list[float]] = {"async": [], "sync inline": []}
+        rates: dict[str, list[float]] = {"1 task": [], "8 tasks": [], "8 threads (sync)": []}
+        costs: dict[str, list[float]] = {"sync": [], "async": []}
+        for _ in range(sizes.rounds):
+            gaps["async"] += await _gaps_while(lambda: _async_load(store, sizes, pools))
+            gaps["sync inline"] += await _gaps_while(lambda: _inline_load(sync, sizes, pools))
+            rates["1 task"].append(await _async_rate(store, 1, sizes.appends_per_task))
+            rates["8 tasks"].append(await _async_rate(store, sizes.tasks, sizes.appends_per_task))
+            rates["8 threads (sync)"].append(
+                await asyncio.to_thread(_thread_rate, sync, sizes.tasks, sizes.appends_per_task)
+            )
+            pool = pools[0]
+            started = time.perf_counter()
+            for _ in range(sizes.cost_appends):
+                sync.record_message(pool, *_message(_fresh()))
+            costs["sync"].append((time.perf_counter() - started) / sizes.cost_appends)
+            started = time.perf_counter()
+            for _ in range(sizes.cost_appends):
+                await store.record_message(pool, *_message(_fresh()))
+            costs["async"].append((time.perf_counter() - started) / sizes.cost_appends)
+        for name, values in gaps.items():
+            figures[f"largest gap, {name} (ms)"] = max(values) * 1e3
+            figures[f"p99 gap, {name} (ms)"] = _percentile(values, 0.99) * 1e3
+        for name, values in rates.items():
+            figures[f"appends/s, {name}"] = statistics.median(values)
+        figures["8 tasks / 1 task"] = figures["appends/s, 8 tasks"] / figures["appends/s, 1 task"]
+        figures["8 tasks / 8 threads"] = (
+            figures["appends/s, 8 tasks"] / figures["appends/s, 8 threads (sync)"]
+        )
+        for name, values in costs.items():
+            figures[f"append, {name} (µs)"] = statistics.median(values) * 1e6
+        sync_append = figures["append, sync (µs)"]
+        figures["async / sync append"] = figures["append, async (µs)"] / sync_append
+        return figures
+    finally:
+        sync.close()
+        await store.close()
+
+
+def run(sizes: Sizes) -> dict[str, dict[str, Any]]:
+    """Measure SQLite, and PostgreSQL when its server is reachable."""
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        results["SQLite"] = asyncio.run(measure(sqlite_database(Path(folder)), sizes))
+    problem = postgresql_problem()
+    if problem is None:
+        with postgresql_database() as url:
+            results["PostgreSQL"] = asyncio.run(measure(url, sizes))
+    else:
+        print(f"PostgreSQL skipped: {problem}")
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run and print one Markdown table (``--quick``: tiny sizes, to check it works)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    arguments = parser.parse_args(argv)
+    results = run(QUICK if arguments.quick else Sizes())
+    dialects = list(results)
+    print("| figure | " + " | ".join(dialects) + " |")
+    print("|---|" + "---:|" * len(dialects))
+    for name in results[dialects[0]]:
+        cells = " | ".join(f"{results[d][name]:,.2f}" for d in dialects)
+        print(f"| {name} | {cells} |")
+
+
+if __name__ == "__main__":
+    main()
