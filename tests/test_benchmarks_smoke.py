@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import profiling
+from benchmarks import async_store, profiling
 from benchmarks.__main__ import main
 from benchmarks.databases import postgresql_problem, sqlite_database
 from benchmarks.embedding import BATCH, measure
@@ -105,3 +105,14 @@ def test_embedding_benchmark_measures_every_variant(tmp_path: Path) -> None:
     medians = measure(sqlite_database(tmp_path), calls=BATCH, rounds=1)
     assert len(medians) == 4
     assert all(seconds > 0 for seconds in medians.values())
+
+
+def test_async_store_benchmark_measures_every_figure() -> None:
+    problem = postgresql_problem()
+    if problem is not None and os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL unreachable: {problem}")
+    results = async_store.run(async_store.QUICK)
+    assert "SQLite" in results
+    for figures in results.values():
+        assert figures["appends/s, 8 tasks"] > 0
+        assert figures["largest gap, async (ms)"] >= figures["p99 gap, async (ms)"] > 0
