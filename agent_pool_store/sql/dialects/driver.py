@@ -24,10 +24,14 @@ import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, exc
 from sqlalchemy.engine import Dialect
+
+from agent_pool_store.asyncio_bridge import wait_for
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -82,31 +86,60 @@ def driver_statement(statement: Any, dialect: Dialect) -> DriverStatement:
     )
 
 
-def _run(connection: Connection, sql: str, parameters: Any, *, many: bool) -> Any:
-    """Run SQL on a driver cursor; driver errors become SQLAlchemy's ``DBAPIError``.
+Step = tuple[str, Any, bool]
+"""One statement for :func:`_run`: its SQL, its parameters (a list of them when ``many``),
+and ``many`` (``executemany``)."""
 
-    The cursor is the DBAPI connection's: the driver's own (``sqlite3``, psycopg), or, on an
-    asyncio engine, SQLAlchemy's adaptation of the asyncio driver (aiosqlite, psycopg's
-    ``AsyncConnection``), whose methods wait for the driver inside the greenlet the async
-    store runs its work in. A disconnect invalidates the connection (as
-    ``Connection.execute`` would), so the pool does not hand it out again, and the error
-    says so (``connection_invalidated``).
+
+def _on_driver(connection: Connection, work: Callable[[Any], T]) -> T:
+    """``work(dbapi_connection)``, where the driver's calls cost least.
+
+    For ``sqlite3`` and psycopg, here, on the driver's connection. On an asyncio engine the
+    DBAPI connection is SQLAlchemy's adaptation of the driver: psycopg's ``AsyncConnection``
+    is awaited on the event loop call by call, from the greenlet the async store runs in.
+    aiosqlite keeps its ``sqlite3`` connection in a worker thread, and each adapted call
+    (cursor, execute, fetch, close) would be a hop to that thread and back; ``work`` runs
+    there instead, on the ``sqlite3`` connection, as one hop, through aiosqlite's own queue
+    (``Connection._execute``, which SQLAlchemy's aiosqlite adaptation also uses).
+    """
+    record = connection.connection
+    if connection.dialect.is_async and connection.dialect.driver == "aiosqlite":
+        driver: Any = record.driver_connection
+        result: T = wait_for(driver._execute(work, driver._conn))
+        return result
+    return work(record.dbapi_connection)
+
+
+def _run(connection: Connection, steps: Sequence[Step], *, fetch: bool = False) -> Any:
+    """Run statements in order on one driver cursor; the last one's first row if ``fetch``.
+
+    Driver errors become SQLAlchemy's ``DBAPIError`` naming the statement that failed. A
+    disconnect invalidates the connection (as ``Connection.execute`` would), so the pool
+    does not hand it out again, and the error says so (``connection_invalidated``).
     """
     dialect = connection.dialect
     dbapi = dialect.loaded_dbapi
-    driver = connection.connection.dbapi_connection
-    assert driver is not None  # a checked-out connection
-    try:
+    failed: list[Step] = []
+
+    def work(driver: Any) -> Any:
         cursor = driver.cursor()
-        if many:
-            cursor.executemany(sql, parameters)
-        else:
-            cursor.execute(sql, parameters)
-        return cursor
+        for step in steps:
+            sql, parameters, many = step
+            failed[:] = [step]
+            if many:
+                cursor.executemany(sql, parameters)
+            else:
+                cursor.execute(sql, parameters)
+        failed.clear()
+        return cursor.fetchone() if fetch else None
+
+    try:
+        return _on_driver(connection, work)
     except dbapi.Error as error:
         lost = dialect.is_disconnect(error, connection.connection.dbapi_connection, None)
         if lost:
             connection.invalidate()
+        sql, parameters, _ = failed[0] if failed else steps[0]
         raise exc.DBAPIError.instance(
             sql, parameters, error, dbapi.Error, connection_invalidated=lost, dialect=dialect
         ) from None
@@ -114,13 +147,24 @@ def _run(connection: Connection, sql: str, parameters: Any, *, many: bool) -> An
 
 def execute_sql(connection: Connection, sql: str) -> None:
     """Run a parameterless statement (``BEGIN IMMEDIATE``) on the driver connection."""
-    _run(connection, sql, (), many=False)
+    _run(connection, [(sql, (), False)])
+
+
+def many_step(connection: Connection, statement: Any, rows: Sequence[Mapping[str, Any]]) -> Step:
+    """``statement`` once per row, as a step of :func:`execute_steps`."""
+    prepared = driver_statement(statement, connection.dialect)
+    return prepared.sql, [prepared.parameters(row) for row in rows], True
+
+
+def execute_steps(connection: Connection, steps: Sequence[Step]) -> None:
+    """Run the steps in order on the driver connection, in the current transaction."""
+    if steps:
+        _run(connection, steps)
 
 
 def execute_many(connection: Connection, statement: Any, rows: Sequence[Mapping[str, Any]]) -> None:
     """Run ``statement`` once per row on the driver connection, in the current transaction."""
-    prepared = driver_statement(statement, connection.dialect)
-    _run(connection, prepared.sql, [prepared.parameters(row) for row in rows], many=True)
+    execute_steps(connection, [many_step(connection, statement, rows)])
 
 
 def fetch_one(
@@ -129,8 +173,8 @@ def fetch_one(
     """The first row ``statement`` returns (as the driver gives it), or ``None``."""
     prepared = driver_statement(statement, connection.dialect)
     row: tuple[Any, ...] | None = _run(
-        connection, prepared.sql, prepared.parameters(parameters), many=False
-    ).fetchone()
+        connection, [(prepared.sql, prepared.parameters(parameters), False)], fetch=True
+    )
     return row
 
 

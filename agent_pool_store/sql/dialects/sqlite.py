@@ -26,7 +26,12 @@ from agent_pool_store.domain import AgentPoolStoreRecordPayload
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.follow_loop import Waiter
 from agent_pool_store.sql import statements
-from agent_pool_store.sql.dialects.driver import execute_many, execute_sql, fetch_one
+from agent_pool_store.sql.dialects.driver import (
+    execute_sql,
+    execute_steps,
+    fetch_one,
+    many_step,
+)
 from agent_pool_store.sql.dialects.sqlite_waiter import SqliteWaiter
 from agent_pool_store.sql.errors import driver_cause
 from agent_pool_store.sql.pool_head import PoolHead
@@ -212,25 +217,34 @@ class SqliteDialect:
         return None if row is None else PoolHead.of_row(row)
 
     def write_batch(self, connection: Connection, pool_id: str, batch: ProjectionBatch) -> None:
-        """One ``executemany`` per table on the driver connection, in the unit's transaction."""
+        """One ``executemany`` per table on the driver connection, in the unit's transaction.
+
+        All of them in one call to the driver (:func:`.driver.execute_steps`: one hop to
+        aiosqlite's thread on an asyncio engine).
+        """
+        steps = []
         if batch.records:
-            execute_many(
-                connection,
-                statements.RECORDS_INSERT,
-                [
-                    {"pool_id": pool_id, "seq": seq, "kind": kind, "payload_json": json}
-                    for seq, kind, json in batch.records
-                ],
+            steps.append(
+                many_step(
+                    connection,
+                    statements.RECORDS_INSERT,
+                    [
+                        {"pool_id": pool_id, "seq": seq, "kind": kind, "payload_json": json}
+                        for seq, kind, json in batch.records
+                    ],
+                )
             )
         pool_values: dict[str, object] = {"projected_seq": batch.seq}
         if batch.config_json is not None:
             pool_values["config_json"] = batch.config_json
         if batch.created:
             pool_values["created"] = True
-        execute_many(
-            connection,
-            statements.pool_update(tuple(sorted(pool_values))),
-            [{"pool_id_key": pool_id, **pool_values}],
+        steps.append(
+            many_step(
+                connection,
+                statements.pool_update(tuple(sorted(pool_values))),
+                [{"pool_id_key": pool_id, **pool_values}],
+            )
         )
         for table, changes in batch.rows.items():
             key, json_column = key_and_json(table)
@@ -243,9 +257,10 @@ class SqliteDialect:
                 {"pool_id": pool_id, "key": k} for k, (_, json) in changes.items() if json is None
             ]
             if upserts:
-                execute_many(connection, upsert_statement(self.insert, table), upserts)
+                steps.append(many_step(connection, upsert_statement(self.insert, table), upserts))
             if deletes:
-                execute_many(connection, statements.delete_by_key(table), deletes)
+                steps.append(many_step(connection, statements.delete_by_key(table), deletes))
+        execute_steps(connection, steps)
 
     def commit(self, engine: Engine, connection: Connection, transaction_id: str | None) -> bool:
         """``COMMIT``: in process, so it either commits or fails having changed nothing."""
