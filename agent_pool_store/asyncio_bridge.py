@@ -6,7 +6,8 @@ greenlet with :func:`run_in_greenlet` (SQLAlchemy's ``greenlet_spawn``, what
 awaited on the event loop by SQLAlchemy's driver adaptation, so the sync code blocks only its
 greenlet, never the loop. What the stores' code awaits itself (a pause between retries, a
 PostgreSQL notification, a follower's poll) goes through :func:`wait_for`, which does the
-same. Both need the ``greenlet`` package (the ``asyncio`` extra).
+same. Both need the ``greenlet`` package, a dependency of this package
+(``SQLAlchemy[asyncio]``).
 """
 
 from __future__ import annotations

@@ -157,8 +157,7 @@ class InMemoryAgentPoolStore(PoolStoreOperations[_MemoryRunner]):
 class AsyncInMemoryAgentPoolStore(AsyncStoreFace[InMemoryAgentPoolStore]):
     """The in-memory store on asyncio (see :mod:`agent_pool_store.async_face`).
 
-    Its operations never wait; its followers poll with ``asyncio.sleep``. Needs the
-    ``greenlet`` package (the ``asyncio`` extra), as every async store does.
+    Its operations never wait; its followers poll with ``asyncio.sleep``.
     """
 
     def __init__(self, store: InMemoryAgentPoolStore | None = None) -> None:

@@ -658,10 +658,10 @@ class StatementLog:
         event.listen(store.engine, "before_cursor_execute", log)
         run = driver_execution._run
 
-        def logged(connection: Connection, sql: str, *args: Any, **kwargs: Any) -> Any:
+        def logged(connection: Connection, steps: Any, *args: Any, **kwargs: Any) -> Any:
             if connection.engine is store.engine:
-                log.statements.append(sql)
-            return run(connection, sql, *args, **kwargs)
+                log.statements += [sql for sql, _, _ in steps]
+            return run(connection, steps, *args, **kwargs)
 
         monkeypatch.setattr(driver_execution, "_run", logged)
         return log
