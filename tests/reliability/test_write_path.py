@@ -577,12 +577,12 @@ def test_stale_pooled_connections_are_replaced(
 
         driver_run = driver_execution._run  # the one-statement append runs on the driver
 
-        def counted(connection: Connection, sql: str, *args: Any, **kwargs: Any) -> Any:
+        def counted(connection: Connection, steps: Any, *args: Any, **kwargs: Any) -> Any:
             try:
-                return driver_run(connection, sql, *args, **kwargs)
+                return driver_run(connection, steps, *args, **kwargs)
             except DBAPIError as error:
                 if error.connection_invalidated:
-                    disconnects.append(sql)
+                    disconnects.append(str(error.statement))
                 raise
 
         monkeypatch.setattr(driver_execution, "_run", counted)
