@@ -32,9 +32,6 @@ from sqlalchemy.engine import URL
 from agent_pool_store import (
     AgentPoolStoreConfig,
     AsyncSqlAgentPoolStore,
-    MessageReceipt,
-    RunAddress,
-    RunMessage,
     SqlAgentPoolStore,
     open_async_store,
     open_store,
@@ -66,17 +63,6 @@ class Sizes:
 QUICK = Sizes(
     big_messages=300, operations=40, snapshots=4, appends_per_task=20, cost_appends=30, rounds=1
 )
-
-
-def _message(label: str) -> tuple[RunMessage, MessageReceipt]:
-    message = RunMessage(
-        message_id=f"m.{label}",
-        from_="run.a",
-        to=RunAddress.run("run.b"),
-        content_ref=f"content.{label}",
-        idempotency_key=f"idem.{label}",
-    )
-    return message, MessageReceipt(message_id=message.message_id, status="accepted")
 
 
 def _fresh() -> str:
@@ -124,7 +110,7 @@ async def _async_load(store: AsyncSqlAgentPoolStore, sizes: Sizes, pools: list[s
         if kind == "snapshot":
             await store.snapshot(BIG_POOL)
         elif kind == "append":
-            await store.record_message(pools[index % len(pools)], *_message(_fresh()))
+            await store.record_message(pools[index % len(pools)], *payloads.small_message(_fresh()))
         else:
             await store.message_receipt(BIG_POOL, f"idem.message.{index % 100}")
 
@@ -136,7 +122,7 @@ async def _inline_load(store: SqlAgentPoolStore, sizes: Sizes, pools: list[str])
         if kind == "snapshot":
             store.snapshot(BIG_POOL)
         elif kind == "append":
-            store.record_message(pools[index % len(pools)], *_message(_fresh()))
+            store.record_message(pools[index % len(pools)], *payloads.small_message(_fresh()))
         else:
             store.message_receipt(BIG_POOL, f"idem.message.{index % 100}")
         await asyncio.sleep(0)  # an await between calls, as application code would have
@@ -151,7 +137,7 @@ async def _async_rate(store: AsyncSqlAgentPoolStore, tasks: int, appends: int) -
 
     async def appender(pool: str) -> None:
         for _ in range(appends):
-            await store.record_message(pool, *_message(_fresh()))
+            await store.record_message(pool, *payloads.small_message(_fresh()))
 
     started = time.perf_counter()
     await asyncio.gather(*(appender(pool) for pool in pools))
@@ -167,7 +153,7 @@ def _thread_rate(store: SqlAgentPoolStore, threads: int, appends: int) -> float:
     def appender(pool: str) -> None:
         barrier.wait()
         for _ in range(appends):
-            store.record_message(pool, *_message(_fresh()))
+            store.record_message(pool, *payloads.small_message(_fresh()))
 
     workers = [threading.Thread(target=appender, args=(pool,)) for pool in pools]
     for worker in workers:
@@ -216,11 +202,11 @@ async def measure(url: URL, sizes: Sizes, freeze_gc: bool = False) -> dict[str, 
             pool = pools[0]
             started = time.perf_counter()
             for _ in range(sizes.cost_appends):
-                sync.record_message(pool, *_message(_fresh()))
+                sync.record_message(pool, *payloads.small_message(_fresh()))
             costs["sync"].append((time.perf_counter() - started) / sizes.cost_appends)
             started = time.perf_counter()
             for _ in range(sizes.cost_appends):
-                await store.record_message(pool, *_message(_fresh()))
+                await store.record_message(pool, *payloads.small_message(_fresh()))
             costs["async"].append((time.perf_counter() - started) / sizes.cost_appends)
         for name, values in gaps.items():
             figures[f"largest gap, {name} (ms)"] = max(values) * 1e3

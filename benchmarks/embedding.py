@@ -22,26 +22,13 @@ from sqlalchemy.engine import URL
 
 from agent_pool_store import (
     AgentPoolStoreConfig,
-    MessageReceipt,
-    RunAddress,
-    RunMessage,
     open_store,
 )
+from benchmarks import payloads
 from benchmarks.databases import postgresql_database, postgresql_problem, sqlite_database
 
 BATCH = 20
 """Calls per host transaction in the batched variant."""
-
-
-def _message(number: int) -> tuple[RunMessage, MessageReceipt]:
-    message = RunMessage(
-        message_id=f"m.{number}",
-        from_="run.a",
-        to=RunAddress.run("run.b"),
-        content_ref=f"content.{number}",
-        idempotency_key=f"idem.{number}",
-    )
-    return message, MessageReceipt(message_id=message.message_id, status="accepted")
 
 
 def measure(url: URL, calls: int, rounds: int) -> dict[str, float]:
@@ -61,23 +48,25 @@ def measure(url: URL, calls: int, rounds: int) -> dict[str, float]:
 
     def alone(pool: str) -> None:
         for _ in range(calls):
-            store_alone.record_message(pool, *_message(next(numbers)))
+            store_alone.record_message(pool, *payloads.small_message(str(next(numbers))))
 
     def on_host_engine(pool: str) -> None:
         for _ in range(calls):
-            store_on_host.record_message(pool, *_message(next(numbers)))
+            store_on_host.record_message(pool, *payloads.small_message(str(next(numbers))))
 
     def bound_each(pool: str) -> None:
         for _ in range(calls):
             with host_engine.begin() as connection:
-                store_on_host.bind(connection).record_message(pool, *_message(next(numbers)))
+                store_on_host.bind(connection).record_message(
+                    pool, *payloads.small_message(str(next(numbers)))
+                )
 
     def bound_batched(pool: str) -> None:
         for _ in range(calls // BATCH):
             with host_engine.begin() as connection:
                 view = store_on_host.bind(connection)
                 for _ in range(BATCH):
-                    view.record_message(pool, *_message(next(numbers)))
+                    view.record_message(pool, *payloads.small_message(str(next(numbers))))
 
     try:
         for _ in range(rounds):

@@ -86,6 +86,18 @@ def message(message_id: str, sender: int, receiver: int) -> RunMessage:
     )
 
 
+def small_message(label: str) -> tuple[RunMessage, MessageReceipt]:
+    """A small message between two runs and its ``accepted`` receipt (one append's worth)."""
+    run_message = RunMessage(
+        message_id=f"m.{label}",
+        from_="run.a",
+        to=RunAddress.run("run.b"),
+        content_ref=f"content.{label}",
+        idempotency_key=f"idem.{label}",
+    )
+    return run_message, MessageReceipt(message_id=run_message.message_id, status="accepted")
+
+
 def receipt(run_message: RunMessage, status: MessageStatus, step: int) -> MessageReceipt:
     """The receipt of ``run_message`` at ``status``."""
     target = run_message.to.target
