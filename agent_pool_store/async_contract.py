@@ -30,10 +30,9 @@ from agent_pool_store.domain import (
 class AsyncAgentPoolStore(Protocol):
     """The store contract on asyncio; see :class:`~agent_pool_store.contract.AgentPoolStore`.
 
-    Cancelling a task that awaits an operation does not cancel the operation: it either
-    completes or fails as it would have, in the background, and the task sees
-    ``CancelledError``. Read the pool (a look-up by idempotency key, ``watch``) to learn what
-    it did.
+    Cancelling a task that awaits an operation ends the operation at its next wait: it
+    committed whole or left nothing, and the task sees ``CancelledError``. Read the pool (a
+    look-up by idempotency key, ``watch``) to learn which.
     """
 
     async def open_pool(self, pool_id: str, config: AgentPoolStoreConfig) -> AgentPoolSnapshot:

@@ -8,16 +8,20 @@ written again: each coroutine runs the sync store's operation in a greenlet
 and waits await the event loop. The in-memory store's operations never wait; the SQL
 store's run on an asyncio engine (aiosqlite, psycopg's ``AsyncConnection``).
 
-**Cancellation.** An operation runs in a task of its own, shielded from the caller's
-cancellation: a cancelled caller gets ``CancelledError`` at once, and the operation goes on
-to commit or fail as it would have (all of it or nothing, as always). The store stays
-usable; ``close()`` waits for such operations. ``watch`` and ``follow`` are reads: cancelling
-their consumer ends them, and a follower's connection is closed.
+**Cancellation.** An operation runs in its caller's task. Cancelling the task raises
+``CancelledError`` inside the operation at its next wait for the database, and the operation
+ends there. Every operation is one transaction (or one autocommit statement), so it either
+committed whole or left nothing. Which of the two is not reported: a ``COMMIT`` already on its
+way may land. SQLAlchemy drops the connection it was using, and the store stays usable.
+``follow`` closes its connection when its consumer is cancelled.
+
+Each operation is not run in a task of its own shielded from the caller (``asyncio.shield``).
+Measured, that took concurrency on one loop from 2,400-3,300 to 1,200-1,300 look-ups a second
+with 8 tasks.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Generic, TypeVar
@@ -48,37 +52,15 @@ def _take(records: Iterator[AgentPoolStoreRecord], count: int) -> list[AgentPool
     return list(itertools.islice(records, count))
 
 
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """Mark a finished operation's outcome as seen (its caller may have been cancelled)."""
-    if not task.cancelled():
-        task.exception()
-
-
 class AsyncStoreFace(Generic[S]):
     """The contract's twelve operations and ``follow`` as coroutines over a sync store."""
 
-    _shielded = True
-    """Whether an operation runs on when its caller is cancelled (not for a bound view: its
-    work must end before the host's transaction goes on)."""
-
     def __init__(self, store: S) -> None:
         self._store = store
-        self._running: set[asyncio.Future[Any]] = set()
 
     async def _call(self, function: Callable[..., T], *args: Any) -> T:
-        """``function(*args)`` in a greenlet, in a task its caller's cancellation spares."""
-        if not self._shielded:
-            return await run_in_greenlet(function, *args)
-        task = asyncio.ensure_future(run_in_greenlet(function, *args))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
-        task.add_done_callback(_retrieve)
-        return await asyncio.shield(task)
-
-    async def _settled(self) -> None:
-        """Wait for operations whose callers were cancelled (for ``close``)."""
-        if self._running:
-            await asyncio.wait(list(self._running))
+        """``function(*args)`` in a greenlet of the calling task."""
+        return await run_in_greenlet(function, *args)
 
     async def open_pool(self, pool_id: str, config: AgentPoolStoreConfig) -> AgentPoolSnapshot:
         """See :meth:`AgentPoolStore.open_pool`."""

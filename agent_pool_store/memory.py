@@ -170,8 +170,7 @@ class AsyncInMemoryAgentPoolStore(AsyncStoreFace[InMemoryAgentPoolStore]):
         return AsyncInMemoryAgentPoolStore(self._store.another_handle())
 
     async def close(self) -> None:
-        """Wait for operations whose callers were cancelled; nothing else to release."""
-        await self._settled()
+        """Nothing to release; present so every store can be closed alike."""
 
     async def __aenter__(self) -> AsyncInMemoryAgentPoolStore:
         return self

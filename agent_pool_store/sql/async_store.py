@@ -37,11 +37,9 @@ class AsyncBoundAgentPoolStore(AsyncStoreFace[BoundAgentPoolStore]):
 
     Made by :meth:`AsyncSqlAgentPoolStore.bind`; the sync
     :class:`~agent_pool_store.sql.binding.BoundAgentPoolStore`'s rules hold (a savepoint per
-    operation, nothing committed, no retries). An operation is not shielded from
-    cancellation: a cancelled one rolls its savepoint back before the host goes on.
+    operation, nothing committed, no retries). A cancelled operation rolls its savepoint back
+    before the host goes on.
     """
-
-    _shielded = False
 
 
 class AsyncSqlAgentPoolStore(AsyncStoreFace[SqlAgentPoolStore]):
@@ -49,7 +47,7 @@ class AsyncSqlAgentPoolStore(AsyncStoreFace[SqlAgentPoolStore]):
 
     Build one with :func:`open_async_store`. Everything the sync store does and guarantees
     holds (see :class:`~agent_pool_store.sql.store.SqlAgentPoolStore`); its calls never
-    block the event loop. Cancelling a caller does not cancel its operation (see
+    block the event loop. A cancelled operation committed whole or left nothing (see
     :mod:`agent_pool_store.async_face`).
     """
 
@@ -113,12 +111,11 @@ class AsyncSqlAgentPoolStore(AsyncStoreFace[SqlAgentPoolStore]):
     async def close(self) -> None:
         """Close the store: later calls fail with AgentError NotRetryable.
 
-        Waits for operations whose callers were cancelled, then disposes of the engine if
-        this store created it (an engine you passed in stays yours). Closing again does
-        nothing. ``async with await open_async_store(…) as store:`` closes it at the end.
+        Disposes of the engine if this store created it (an engine you passed in stays
+        yours). Closing again does nothing. ``async with await open_async_store(…) as
+        store:`` closes it at the end.
         """
         self._store.close()
-        await self._settled()
         if self._owns_engine:
             await self.engine.dispose()
 
