@@ -158,7 +158,7 @@ class AsyncStoreFace(Generic[S]):
         return self._following(records)
 
     async def _following(self, records: Follower) -> AsyncIterator[AgentPoolStoreRecord]:
-        # not shielded: a cancelled consumer's CancelledError reaches the follow loop in its
+        # a cancelled consumer's CancelledError reaches the follow loop in its
         # greenlet, which closes its waiter (and connection) on the way out
         end = object()
         try:
