@@ -90,15 +90,13 @@ _APPENDED = text(
     "SELECT seq FROM agent_pool_records WHERE pool_id = :pool_id AND append_token = :token"
     " ORDER BY seq DESC LIMIT 1"
 )
-_SWAP_LOCK_TIMEOUT = text(
-    "SELECT current_setting('lock_timeout'), set_config('lock_timeout', :value, true)"
-)
-"""Set the transaction's ``lock_timeout``, returning the value it had."""
-_SWAP_BOTH = text(
+_SWAP_SETTINGS = text(
     "SELECT current_setting('lock_timeout'), set_config('lock_timeout', :value, true),"
-    " current_setting('search_path'), set_config('search_path', :path, true)"
+    " current_setting('search_path'),"
+    " set_config('search_path', coalesce(:path, current_setting('search_path')), true)"
 )
-"""Set the transaction's ``lock_timeout`` and ``search_path``, returning the values they had."""
+"""Set the transaction's ``lock_timeout`` and ``search_path`` (kept as it is when ``path`` is
+NULL), returning the values they had."""
 _HEAD_FOR_WRITE = statements.HEAD_FOR_UPDATE.add_columns(cast(func.pg_current_xact_id(), Text))
 """The locked head and the unit's transaction id (assigned now; the unit writes)."""
 
@@ -233,15 +231,10 @@ class PostgresqlDialect:
         host's values; when it succeeds, they are set back before the release.
         """
         milliseconds = f"{max(1, int(self.settings.lock_timeout * 1000))}ms"
-        if self.settings.quoted_schema is None:
-            previous = connection.execute(_SWAP_LOCK_TIMEOUT, {"value": milliseconds}).one()
-            yield
-            connection.execute(_SWAP_LOCK_TIMEOUT, {"value": previous[0]})
-            return
         wanted = {"value": milliseconds, "path": self.settings.quoted_schema}
-        previous = connection.execute(_SWAP_BOTH, wanted).one()
+        previous = connection.execute(_SWAP_SETTINGS, wanted).one()
         yield
-        connection.execute(_SWAP_BOTH, {"value": previous[0], "path": previous[2]})
+        connection.execute(_SWAP_SETTINGS, {"value": previous[0], "path": previous[2]})
 
     def lock_for_migration(self, connection: Connection) -> None:
         """An advisory transaction lock: concurrent upgrades run one after the other."""

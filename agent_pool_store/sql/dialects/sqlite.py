@@ -33,7 +33,7 @@ from agent_pool_store.sql.dialects.driver import (
     many_step,
 )
 from agent_pool_store.sql.dialects.sqlite_waiter import SqliteWaiter
-from agent_pool_store.sql.errors import driver_cause
+from agent_pool_store.sql.errors import driver_cause, is_busy
 from agent_pool_store.sql.pool_head import PoolHead
 from agent_pool_store.sql.projection_batch import ProjectionBatch
 from agent_pool_store.sql.schema import key_and_json
@@ -187,7 +187,7 @@ class SqliteDialect:
                 try:
                     connection.exec_driver_sql(_TAKE_WRITE_LOCK)
                 except exc.OperationalError as error:
-                    if "locked" not in str(error.orig) and "busy" not in str(error.orig):
+                    if not is_busy(error):
                         raise
                     raise AgentError(
                         AgentErrorKind.TIMEOUT,
