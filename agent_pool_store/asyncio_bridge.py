@@ -8,17 +8,23 @@ greenlet, never the loop. What the stores' code awaits itself (a pause between r
 PostgreSQL notification, a follower's poll) goes through :func:`wait_for`, which does the
 same. Both need the ``greenlet`` package, a dependency of this package
 (``SQLAlchemy[asyncio]``).
+
+What must block a thread (SQLite's ``fsync`` at ``COMMIT``, its wait for the write lock)
+runs in a worker thread with :func:`run_in_thread`, awaited the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from typing import TypeVar
 
-from sqlalchemy import Engine
 from sqlalchemy.util import await_only, greenlet_spawn
+from sqlalchemy.util.concurrency import in_greenlet
 
 T = TypeVar("T")
 
@@ -33,29 +39,61 @@ async def run_in_greenlet(function: Callable[..., T], *args: object) -> T:
     return await greenlet_spawn(function, *args)
 
 
-def pause_in_greenlet(seconds: float) -> None:
-    """``asyncio.sleep(seconds)``, awaited from the greenlet (other tasks run meanwhile)."""
+def on_event_loop() -> bool:
+    """Whether the calling code runs in an async store's greenlet, on the event loop's thread.
+
+    Such code must not block: it awaits instead (:func:`wait_for`).
+    """
+    return in_greenlet()
+
+
+async def run_in_thread(executor: Executor, function: Callable[..., T], *args: object) -> T:
+    """``function(*args)`` in a thread of ``executor``, awaited.
+
+    The caller's context variables go with it. If the awaiting task is cancelled before the
+    call started, it never runs; once started, it runs to its end (nothing can stop a
+    thread), and the cancellation is raised when it has ended, so that whatever it did is
+    settled, and what it held (a connection) is free again, before the caller goes on.
+    """
+    call = functools.partial(contextvars.copy_context().run, function, *args)
+    running = executor.submit(call)
+    waiting = asyncio.wrap_future(running)
+    try:
+        return await asyncio.shield(waiting)
+    except asyncio.CancelledError:
+        if running.cancel():  # not started: it never will
+            raise
+        while not waiting.done():
+            try:
+                await asyncio.wait([waiting])
+            except asyncio.CancelledError:
+                continue  # cancelled again: still wait for the thread
+        if not waiting.cancelled():
+            waiting.exception()  # seen: the caller gets the cancellation, not this
+        raise
+
+
+def _sleep_on_loop(seconds: float) -> None:
     wait_for(asyncio.sleep(seconds))
 
 
-def pause_for(engine: Engine) -> Callable[[float], None]:
-    """How the store's code pauses on ``engine``.
+def pause(seconds: float) -> None:
+    """Sleep ``seconds``, without blocking the event loop when called on it.
 
-    ``time.sleep``; on an asyncio engine's sync facade, ``asyncio.sleep`` awaited from the
-    greenlet, so that other tasks run meanwhile.
+    ``asyncio.sleep`` awaited from an async store's greenlet (other tasks run meanwhile),
+    ``time.sleep`` anywhere else.
     """
-    return pause_in_greenlet if engine.dialect.is_async else time.sleep
+    if on_event_loop():
+        _sleep_on_loop(seconds)
+    else:
+        time.sleep(seconds)
 
 
-def _let_others_run() -> None:
-    wait_for(asyncio.sleep(0))
-
-
-def others_may_run(engine: Engine) -> Callable[[], None] | None:
-    """On an asyncio engine, what lets other tasks run in the middle of CPU-bound work.
+def others_may_run() -> Callable[[], None] | None:
+    """In an async store's greenlet, what lets other tasks run in CPU-bound work.
 
     The sync core runs in a greenlet on the event loop's thread: its Python work (parsing a
     large snapshot's rows) holds the loop until it awaits. Long loops call this now and then
-    (``asyncio.sleep(0)``). ``None`` on a sync engine: nothing to do.
+    (``asyncio.sleep(0)``). ``None`` elsewhere: nothing to do.
     """
-    return _let_others_run if engine.dialect.is_async else None
+    return functools.partial(_sleep_on_loop, 0) if on_event_loop() else None

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from agent_pool_store.async_face import AsyncStoreFace
-from agent_pool_store.asyncio_bridge import pause_in_greenlet
+from agent_pool_store.asyncio_bridge import on_event_loop, pause
 from agent_pool_store.domain import (
     AgentPoolMember,
     AgentPoolSnapshot,
@@ -89,9 +89,6 @@ class _MemoryRunner:
 
     def __init__(self, backing: _Backing) -> None:
         self.backing = backing
-        self.pause: Callable[[float], None] | None = None
-        """Set by the asyncio face: followers poll, pausing with it, instead of blocking on
-        the condition (see :class:`~agent_pool_store.follow_loop.PollingWaiter`)."""
 
     def run(self, pool_id: str, *, write: bool, work: Callable[[PoolUnit], T]) -> T:
         backing = self.backing
@@ -120,8 +117,8 @@ class _MemoryRunner:
 
     def open_waiter(self, pool_id: str, poll_interval: float) -> Waiter:
         backing = self.backing
-        if self.pause is not None:
-            return PollingWaiter(lambda: backing.version, self.pause, poll_interval)
+        if on_event_loop():  # the asyncio face: poll with asyncio.sleep, never block the loop
+            return PollingWaiter(lambda: backing.version, pause, poll_interval)
         return ConditionWaiter(backing.appended, lambda: backing.version)
 
 
@@ -161,9 +158,7 @@ class AsyncInMemoryAgentPoolStore(AsyncStoreFace[InMemoryAgentPoolStore]):
     """
 
     def __init__(self, store: InMemoryAgentPoolStore | None = None) -> None:
-        store = InMemoryAgentPoolStore() if store is None else store
-        store._runner.pause = pause_in_greenlet
-        super().__init__(store)
+        super().__init__(InMemoryAgentPoolStore() if store is None else store)
 
     def another_handle(self) -> AsyncInMemoryAgentPoolStore:
         """A new store object that shares this one's pools, records and counters."""

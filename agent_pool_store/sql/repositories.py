@@ -241,7 +241,7 @@ class ProjectionRepository:
     def _all(self, attribute: InstrumentedAttribute[str], model: type[M]) -> Iterator[M]:
         column = statements.column_of(attribute)
         rows = self.connection.execute(statements.pool_rows(column), {"pool_id": self.pool_id})
-        let_others_run = others_may_run(self.connection.engine)
+        let_others_run = others_may_run()
         for index, (json,) in enumerate(rows, 1):
             yield self.parse(column, model, json)
             if let_others_run is not None and index % ROWS_BETWEEN_TURNS == 0:

@@ -26,7 +26,7 @@ from typing import TypeVar, cast
 from pydantic import BaseModel
 from sqlalchemy import Engine, exc
 
-from agent_pool_store.asyncio_bridge import pause_for
+from agent_pool_store.asyncio_bridge import pause
 from agent_pool_store.domain import (
     AgentPoolMember,
     AgentPoolSnapshot,
@@ -185,7 +185,7 @@ class SqlRunner:
         self.dialect = dialect
         self.settings = settings
         self.configs = ConfigCache()
-        self._pause = pause_for(engine)
+        self._pause = pause
         self.closed = False
         """Set by the store's ``close()``: every later call fails (see :meth:`_check_open`)."""
 

@@ -40,7 +40,7 @@ from sqlalchemy import Column, Connection, Engine, Text, cast, event, exc, func,
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL
 
-from agent_pool_store.asyncio_bridge import pause_for
+from agent_pool_store.asyncio_bridge import pause
 from agent_pool_store.domain import AgentPoolStoreRecordPayload, apply_payload
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.follow_loop import Waiter
@@ -307,7 +307,7 @@ class PostgresqlDialect:
             if time.monotonic() >= deadline:
                 LOG.warning("the outcome of %s whose reply was lost is unknown: %s", what, reason)
                 raise self._unknown(what, reason)
-            pause_for(engine)(0.02)
+            pause(0.02)
 
     def _one_statement(
         self, engine: Engine, statement: Any, parameters: Mapping[str, Any]

@@ -21,7 +21,7 @@ from sqlalchemy import Column, Connection, Engine, event, exc
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL
 
-from agent_pool_store.asyncio_bridge import pause_for
+from agent_pool_store.asyncio_bridge import on_event_loop, pause
 from agent_pool_store.domain import AgentPoolStoreRecordPayload
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.follow_loop import Waiter
@@ -78,6 +78,28 @@ def _enable_wal(cursor: Any, timeout: float) -> None:
             time.sleep(0.01)
 
 
+def _lock_on_event_loop(connection: Connection, seconds: float) -> None:
+    """``BEGIN IMMEDIATE`` on the event loop's thread, which SQLite's busy handler would block.
+
+    The connection's busy timeout is 0, so each attempt answers at once; while another
+    connection holds the write lock, the attempt is repeated after ``asyncio.sleep`` pauses
+    (growing from 1 ms to 50 ms, as SQLite's own busy handler sleeps) for up to ``seconds``.
+    The last attempt's "database is locked" is raised, as SQLite's would be.
+    """
+    deadline = time.monotonic() + seconds
+    delay = 0.001
+    while True:
+        try:
+            execute_sql(connection, "BEGIN IMMEDIATE")
+            return
+        except exc.OperationalError as error:
+            left = deadline - time.monotonic()
+            if not is_busy(error) or left <= 0:
+                raise
+        pause(min(delay, left))
+        delay = min(delay * 2, 0.05)
+
+
 class SqliteDialect:
     """The store on SQLite (``sqlite:///path``), through the standard ``sqlite3`` module."""
 
@@ -101,9 +123,19 @@ class SqliteDialect:
         if settings.schema is not None:
             raise schema_refused(SqliteDialect.name)
         arguments: dict[str, Any] = {"connect_args": {"timeout": settings.lock_timeout}}
-        if url.database and url.database != ":memory:" and "memory" not in str(url.query):
+        if SqliteDialect.is_file(url):
             arguments["pool_timeout"] = settings.lock_timeout
         return url, arguments
+
+    @staticmethod
+    def is_file(url: URL) -> bool:
+        """Whether ``url`` names a database file, which every connection opens alike.
+
+        A database in memory is a different one per connection (unless shared by name).
+        """
+        if url.get_backend_name() != "sqlite":
+            return False
+        return bool(url.database) and url.database != ":memory:" and "memory" not in str(url.query)
 
     @staticmethod
     def missing_database(url: URL) -> str | None:
@@ -142,15 +174,23 @@ class SqliteDialect:
             if not record.info.get(_CONFIGURED_CONNECTION):
                 _on_connect(dbapi_connection, record)
 
-        @event.listens_for(engine, "begin")
-        def _on_begin(connection: Connection) -> None:
-            options = connection.get_execution_options()
-            busy = options.get(BUSY_OPTION, busy_ms)
+        def set_busy(connection: Connection, busy: int) -> None:
             info = connection.connection.info
             if info.get(_BUSY_SET, busy_ms) != busy:  # a shorter wait, or back to the full one
                 execute_sql(connection, f"PRAGMA busy_timeout = {busy}")
                 info[_BUSY_SET] = busy
-            execute_sql(connection, "BEGIN IMMEDIATE" if options.get(WRITE_OPTION) else "BEGIN")
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Connection) -> None:
+            options = connection.get_execution_options()
+            busy = options.get(BUSY_OPTION, busy_ms)
+            write = options.get(WRITE_OPTION)
+            if write and on_event_loop() and not connection.dialect.is_async:
+                set_busy(connection, 0)
+                _lock_on_event_loop(connection, busy / 1000)
+                return
+            set_busy(connection, busy)
+            execute_sql(connection, "BEGIN IMMEDIATE" if write else "BEGIN")
 
     def check_database(self, connection: Connection) -> None:
         """Nothing to check: SQLite keeps text as the ``sqlite3`` module hands it over."""
@@ -291,6 +331,4 @@ class SqliteDialect:
 
     def open_waiter(self, engine: Engine, pool_id: str, poll_interval: float) -> Waiter:
         """Polls ``PRAGMA data_version`` on a connection of its own."""
-        return SqliteWaiter(
-            engine.url, poll_interval, self.settings.lock_timeout, pause=pause_for(engine)
-        )
+        return SqliteWaiter(engine.url, poll_interval, self.settings.lock_timeout, pause=pause)
