@@ -21,8 +21,7 @@ errors from ``Connection.execute``. Look-ups and snapshot reads go through
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -91,27 +90,45 @@ Step = tuple[str, Any, bool]
 and ``many`` (``executemany``)."""
 
 
-def _on_driver(connection: Connection, work: Callable[[Any], T]) -> T:
+def _on_driver(
+    connection: Connection,
+    work: Callable[[Any], T],
+    work_async: Callable[[Any], Coroutine[Any, Any, T]],
+) -> T:
     """``work(dbapi_connection)``, where the driver's calls cost least.
 
     For ``sqlite3`` and psycopg, here, on the driver's connection. On an asyncio engine the
-    DBAPI connection is SQLAlchemy's adaptation of the driver: psycopg's ``AsyncConnection``
-    is awaited on the event loop call by call, from the greenlet the async store runs in.
-    aiosqlite keeps its ``sqlite3`` connection in a worker thread, and each adapted call
-    (cursor, execute, fetch, close) would be a hop to that thread and back; ``work`` runs
-    there instead, on the ``sqlite3`` connection, as one hop, through aiosqlite's own queue
-    (``Connection._execute``, which SQLAlchemy's aiosqlite adaptation also uses).
+    DBAPI connection is SQLAlchemy's adaptation of the driver, and each adapted call is an
+    await of its own, from the greenlet the async store runs in; so instead:
+
+    - psycopg's ``AsyncConnection`` runs ``work_async`` (the same statements, awaited), as
+      one await;
+    - aiosqlite keeps its ``sqlite3`` connection in a worker thread, where ``work`` runs, as
+      one hop, through aiosqlite's own queue (``Connection._execute``, which SQLAlchemy's
+      aiosqlite adaptation also uses).
     """
     record = connection.connection
-    if connection.dialect.is_async and connection.dialect.driver == "aiosqlite":
+    if connection.dialect.is_async:
         driver: Any = record.driver_connection
-        result: T = wait_for(driver._execute(work, driver._conn))
-        return result
+        if connection.dialect.driver == "aiosqlite":
+            result: T = wait_for(driver._execute(work, driver._conn))
+            return result
+        return wait_for(work_async(driver))
     return work(record.dbapi_connection)
 
 
-def _run(connection: Connection, steps: Sequence[Step], *, fetch: bool = False) -> Any:
+def _run(
+    connection: Connection,
+    steps: Sequence[Step],
+    *,
+    fetch: bool = False,
+    autocommit: bool = False,
+) -> Any:
     """Run statements in order on one driver cursor; the last one's first row if ``fetch``.
+
+    ``autocommit`` (psycopg): each statement is its own transaction, with no ``BEGIN`` and
+    ``COMMIT`` round trips; the connection (not in a transaction) is put back in
+    transaction mode afterwards.
 
     Driver errors become SQLAlchemy's ``DBAPIError`` naming the statement that failed. A
     disconnect invalidates the connection (as ``Connection.execute`` would), so the pool
@@ -122,22 +139,46 @@ def _run(connection: Connection, steps: Sequence[Step], *, fetch: bool = False) 
     failed: list[Step] = []
 
     def work(driver: Any) -> Any:
-        cursor = driver.cursor()
-        for step in steps:
-            sql, parameters, many = step
-            failed[:] = [step]
-            if many:
-                cursor.executemany(sql, parameters)
-            else:
-                cursor.execute(sql, parameters)
-        failed.clear()
-        return cursor.fetchone() if fetch else None
+        if autocommit:
+            driver.autocommit = True
+        try:
+            cursor = driver.cursor()
+            for step in steps:
+                sql, parameters, many = step
+                failed[:] = [step]
+                if many:
+                    cursor.executemany(sql, parameters)
+                else:
+                    cursor.execute(sql, parameters)
+            failed.clear()
+            return cursor.fetchone() if fetch else None
+        finally:
+            if autocommit:
+                driver.autocommit = False
+
+    async def work_async(driver: Any) -> Any:
+        if autocommit:
+            await driver.set_autocommit(True)
+        try:
+            async with driver.cursor() as cursor:
+                for step in steps:
+                    sql, parameters, many = step
+                    failed[:] = [step]
+                    if many:
+                        await cursor.executemany(sql, parameters)
+                    else:
+                        await cursor.execute(sql, parameters)
+                failed.clear()
+                return await cursor.fetchone() if fetch else None
+        finally:
+            if autocommit:
+                await driver.set_autocommit(False)
 
     try:
-        return _on_driver(connection, work)
+        return _on_driver(connection, work, work_async)
     except dbapi.Error as error:
         lost = dialect.is_disconnect(error, connection.connection.dbapi_connection, None)
-        if lost:
+        if lost or not failed:  # lost, or its mode could not be set: not to be used again
             connection.invalidate()
         sql, parameters, _ = failed[0] if failed else steps[0]
         raise exc.DBAPIError.instance(
@@ -168,38 +209,22 @@ def execute_many(connection: Connection, statement: Any, rows: Sequence[Mapping[
 
 
 def fetch_one(
-    connection: Connection, statement: Any, parameters: Mapping[str, Any]
+    connection: Connection,
+    statement: Any,
+    parameters: Mapping[str, Any],
+    *,
+    autocommit: bool = False,
 ) -> tuple[Any, ...] | None:
-    """The first row ``statement`` returns (as the driver gives it), or ``None``."""
+    """The first row ``statement`` returns (as the driver gives it), or ``None``.
+
+    ``autocommit`` (psycopg): the statement is its own transaction (see :func:`_run`); the
+    connection must not be in one.
+    """
     prepared = driver_statement(statement, connection.dialect)
     row: tuple[Any, ...] | None = _run(
-        connection, [(prepared.sql, prepared.parameters(parameters), False)], fetch=True
+        connection,
+        [(prepared.sql, prepared.parameters(parameters), False)],
+        fetch=True,
+        autocommit=autocommit,
     )
     return row
-
-
-@contextmanager
-def autocommit(connection: Connection) -> Iterator[Connection]:
-    """The driver connection in autocommit mode for the block (PostgreSQL; psycopg).
-
-    For a single statement that is its own transaction: no ``BEGIN`` and ``COMMIT`` round
-    trips. The connection must not be in a transaction. Its mode is restored afterwards; a
-    connection whose mode cannot be restored (it was lost) is invalidated.
-    """
-    driver = connection.connection.dbapi_connection
-    assert driver is not None  # a checked-out connection
-    dbapi = connection.dialect.loaded_dbapi
-    try:
-        driver.autocommit = True
-    except dbapi.Error as error:  # e.g. a connection the driver already knows is closed
-        connection.invalidate()
-        raise exc.DBAPIError.instance(
-            "autocommit", (), error, dbapi.Error, connection_invalidated=True
-        ) from None
-    try:
-        yield connection
-    finally:
-        try:
-            driver.autocommit = False
-        except dbapi.Error:
-            connection.invalidate()

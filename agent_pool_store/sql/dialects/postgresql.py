@@ -33,7 +33,7 @@ import logging
 import random
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Column, Connection, Engine, Text, cast, event, exc, func, text
@@ -45,7 +45,7 @@ from agent_pool_store.domain import AgentPoolStoreRecordPayload, apply_payload
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.follow_loop import Waiter
 from agent_pool_store.sql import statements
-from agent_pool_store.sql.dialects.driver import autocommit, fetch_one
+from agent_pool_store.sql.dialects.driver import fetch_one
 from agent_pool_store.sql.dialects.postgresql_statements import (
     append_statement,
     lookup_statement,
@@ -313,8 +313,8 @@ class PostgresqlDialect:
         self, engine: Engine, statement: Any, parameters: Mapping[str, Any]
     ) -> tuple[Any, ...] | None:
         """The first row of one autocommit statement, run on the driver: one round trip."""
-        with engine.connect() as connection, autocommit(connection):
-            return fetch_one(connection, statement, parameters)
+        with engine.connect() as connection:
+            return fetch_one(connection, statement, parameters, autocommit=True)
 
     def try_append(
         self,
@@ -343,11 +343,9 @@ class PostgresqlDialect:
         )
         sent, session = False, None
         try:
-            with ExitStack() as stack:
-                connection = stack.enter_context(engine.connect())
-                stack.enter_context(autocommit(connection))
+            with engine.connect() as connection:
                 session, sent = connection.connection.info.get(SESSION_INFO), True
-                row = fetch_one(connection, statement, parameters)
+                row = fetch_one(connection, statement, parameters, autocommit=True)
         except exc.DBAPIError as error:
             if is_lock_timeout(error):
                 raise timeout_error(
