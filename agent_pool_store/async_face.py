@@ -8,11 +8,12 @@ written again: each coroutine runs the sync store's operation in a greenlet
 and waits await the event loop. The in-memory store's operations never wait; the SQL
 store's run on an asyncio engine (aiosqlite, psycopg's ``AsyncConnection``).
 
-**Writes in threads.** A face may be given an executor for its writes (the SQL store on a
-SQLite file: :mod:`agent_pool_store.sql.async_store`). Each write then runs whole in one of
-its threads (:func:`~agent_pool_store.asyncio_bridge.run_in_thread`), where the
-``fsync`` of its ``COMMIT`` and its wait for the write lock block that thread, not the loop;
-reads, ``watch`` and ``follow`` still run in a greenlet on the loop.
+**Writes in threads.** A face may be given a second, sync store and an executor for its
+writes (the SQL store on a SQLite file: :mod:`agent_pool_store.sql.async_store`). Each write
+then runs whole in one of the executor's threads
+(:func:`~agent_pool_store.asyncio_bridge.run_in_thread`), where the ``fsync`` of its
+``COMMIT`` and its wait for the write lock block that thread, not the loop; reads, ``watch``
+and ``follow`` still run on the face's store, in a greenlet.
 
 **Cancellation.** An operation runs in its caller's task. Cancelling the task raises
 ``CancelledError`` inside the operation at its next wait for the database, and the operation
@@ -63,23 +64,31 @@ def _take(records: Iterator[AgentPoolStoreRecord], count: int) -> list[AgentPool
 class AsyncStoreFace(Generic[S]):
     """The contract's twelve operations and ``follow`` as coroutines over a sync store."""
 
-    def __init__(self, store: S, *, writer: Executor | None = None) -> None:
+    def __init__(
+        self,
+        store: S,
+        *,
+        writes_in: tuple[PoolStoreOperations[Any], Executor] | None = None,
+    ) -> None:
         self._store = store
-        self._writer = writer
+        self._writes_in = writes_in
 
     async def _call(self, function: Callable[..., T], *args: Any) -> T:
         """``function(*args)`` in a greenlet of the calling task."""
         return await run_in_greenlet(function, *args)
 
-    async def _write(self, function: Callable[..., T], *args: Any) -> T:
-        """A write: in a thread of the face's writer executor, if it has one."""
-        if self._writer is None:
-            return await run_in_greenlet(function, *args)
-        return await run_in_thread(self._writer, function, *args)
+    async def _write(
+        self, operation: Callable[[PoolStoreOperations[Any]], Callable[..., T]], *args: Any
+    ) -> T:
+        """A write: ``operation(store)(*args)``, in a thread if the face writes in threads."""
+        if self._writes_in is None:
+            return await run_in_greenlet(operation(self._store), *args)
+        store, executor = self._writes_in
+        return await run_in_thread(executor, operation(store), *args)
 
     async def open_pool(self, pool_id: str, config: AgentPoolStoreConfig) -> AgentPoolSnapshot:
         """See :meth:`AgentPoolStore.open_pool`."""
-        return await self._write(self._store.open_pool, pool_id, config)
+        return await self._write(lambda store: store.open_pool, pool_id, config)
 
     async def snapshot(self, pool_id: str) -> AgentPoolSnapshot:
         """See :meth:`AgentPoolStore.snapshot`."""
@@ -87,17 +96,17 @@ class AsyncStoreFace(Generic[S]):
 
     async def record_pool_created(self, pool_id: str) -> AgentPoolStoreCursor:
         """See :meth:`AgentPoolStore.record_pool_created`."""
-        return await self._write(self._store.record_pool_created, pool_id)
+        return await self._write(lambda store: store.record_pool_created, pool_id)
 
     async def join_member(self, pool_id: str, member: AgentPoolMember) -> AgentPoolStoreCursor:
         """See :meth:`AgentPoolStore.join_member`."""
-        return await self._write(self._store.join_member, pool_id, member)
+        return await self._write(lambda store: store.join_member, pool_id, member)
 
     async def leave_member(
         self, pool_id: str, run_id: str
     ) -> tuple[AgentPoolMember, AgentPoolStoreCursor]:
         """See :meth:`AgentPoolStore.leave_member`."""
-        return await self._write(self._store.leave_member, pool_id, run_id)
+        return await self._write(lambda store: store.leave_member, pool_id, run_id)
 
     async def message_receipt(self, pool_id: str, idempotency_key: str) -> MessageReceipt | None:
         """See :meth:`AgentPoolStore.message_receipt`."""
@@ -107,7 +116,7 @@ class AsyncStoreFace(Generic[S]):
         self, pool_id: str, message: RunMessage, receipt: MessageReceipt
     ) -> AgentPoolStoreCursor:
         """See :meth:`AgentPoolStore.record_message`."""
-        return await self._write(self._store.record_message, pool_id, message, receipt)
+        return await self._write(lambda store: store.record_message, pool_id, message, receipt)
 
     async def wake_registration(
         self, pool_id: str, idempotency_key: str
@@ -128,12 +137,12 @@ class AsyncStoreFace(Generic[S]):
     ) -> AgentPoolStoreCursor:
         """See :meth:`AgentPoolStore.record_wake`."""
         return await self._write(
-            self._store.record_wake, pool_id, condition, compiled_filter, registration
+            lambda store: store.record_wake, pool_id, condition, compiled_filter, registration
         )
 
     async def next_event_sequence(self, pool_id: str) -> int:
         """See :meth:`AgentPoolStore.next_event_sequence`."""
-        return await self._write(self._store.next_event_sequence, pool_id)
+        return await self._write(lambda store: store.next_event_sequence, pool_id)
 
     def watch(self, pool_id: str, cursor: CursorArg = None) -> AsyncIterator[AgentPoolStoreRecord]:
         """See :meth:`AgentPoolStore.watch`.

@@ -1,15 +1,23 @@
 """``python -m benchmarks.async_store``: the asyncio store beside the sync one, in one run.
 
-Three measurements per dialect (SQLite through aiosqlite, PostgreSQL through psycopg's
-``AsyncConnection``), each interleaved with its sync counterpart:
+Three measurements per dialect (SQLite: a file opened by URL, whose writes run in writer
+threads; PostgreSQL through psycopg's ``AsyncConnection``), each interleaved with its sync
+counterpart:
 
 - **Event-loop gaps.** A heartbeat coroutine sleeps 1 ms at a time and records how late it
   wakes while 200 operations run concurrently (appends to small pools, look-ups and snapshots
   of a pool of 10,000 messages): through the async store, and through the sync store called
-  inline from the same loop (what an application without the async store does).
+  inline from the same loop (what an application without the async store does). CPython's
+  cyclic garbage collector stops every thread while it runs, and a snapshot of 10,000
+  messages is about 310,000 objects it must trace; its pauses are timed (``gc.callbacks``)
+  and each gap is also given without them, which is the longest the store's own code held
+  the loop.
 - **Concurrency on one loop.** Appends per second of 8 tasks, each appending to a pool of its
   own, against one task, and against 8 threads using the sync store.
-- **Cost.** Wall time per ``record_message`` of the async store against the sync one.
+- **Cost.** Wall time per ``record_message`` of the async store against the sync one, and
+  the same ratio for the raw drivers (one row per durable transaction, no library): sqlite3
+  against aiosqlite, psycopg's ``Connection`` against its ``AsyncConnection``. That is what
+  leaving the thread costs on this machine before any library code runs.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import inspect
 import statistics
 import tempfile
 import threading
@@ -27,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
+import psycopg
 from sqlalchemy.engine import URL
 
 from agent_pool_store import (
@@ -36,7 +47,7 @@ from agent_pool_store import (
     open_async_store,
     open_store,
 )
-from benchmarks import payloads
+from benchmarks import payloads, raw_driver
 from benchmarks.databases import (
     bulk_insert,
     postgresql_database,
@@ -55,13 +66,20 @@ class Sizes:
     operations: int = 200
     snapshots: int = 20
     tasks: int = 8
-    appends_per_task: int = 150
+    appends_per_task: int = 300
     cost_appends: int = 300
-    rounds: int = 3
+    gap_rounds: int = 3
+    rounds: int = 5
 
 
 QUICK = Sizes(
-    big_messages=300, operations=40, snapshots=4, appends_per_task=20, cost_appends=30, rounds=1
+    big_messages=300,
+    operations=40,
+    snapshots=4,
+    appends_per_task=20,
+    cost_appends=30,
+    gap_rounds=1,
+    rounds=1,
 )
 
 
@@ -78,25 +96,54 @@ def async_url(url: URL) -> str:
 # --- event-loop gaps --------------------------------------------------------------------------
 
 
-async def _gaps_while(load: Callable[[], Awaitable[None]]) -> list[float]:
-    """Seconds between the heartbeat's wake-ups (each asks for 1 ms) while ``load`` runs."""
+@dataclass
+class Gaps:
+    """The heartbeat's gaps while a load ran, and the collector's pauses among them."""
+
+    gaps: list[float]
+    """Seconds between wake-ups (each asked for 1 ms)."""
+    own: list[float]
+    """The same gaps less the time the cyclic garbage collector ran within them."""
+    collections: list[float]
+    """Seconds of each collection."""
+
+
+async def _gaps_while(load: Callable[[], Awaitable[None]]) -> Gaps:
+    """The heartbeat's gaps while ``load`` runs, with the collector's pauses timed."""
     gaps: list[float] = []
+    own: list[float] = []
+    pauses: list[tuple[float, float]] = []
+    started: list[float] = []
     done = asyncio.Event()
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            pauses.append((started[0], time.perf_counter()))
 
     async def beat() -> None:
         last = time.perf_counter()
+        seen = 0  # pauses before this one ended before ``last``
         while not done.is_set():
             await asyncio.sleep(0.001)
             now = time.perf_counter()
+            collector = sum(min(end, now) - max(start, last) for start, end in pauses[seen:])
+            seen = len(pauses)
             gaps.append(now - last)
+            own.append(now - last - max(0.0, collector))
             last = now
 
-    beating = asyncio.create_task(beat())
-    await asyncio.sleep(0.01)
-    await load()
-    done.set()
-    await beating
-    return gaps
+    gc.callbacks.append(timed)
+    try:
+        beating = asyncio.create_task(beat())
+        await asyncio.sleep(0.01)
+        await load()
+        done.set()
+        await beating
+    finally:
+        gc.callbacks.remove(timed)
+    return Gaps(gaps, own, [end - start for start, end in pauses])
 
 
 def _mix(sizes: Sizes) -> list[str]:
@@ -165,12 +212,68 @@ def _thread_rate(store: SqlAgentPoolStore, threads: int, appends: int) -> float:
     return threads * appends / (time.perf_counter() - started)
 
 
-# --- one dialect ------------------------------------------------------------------------------
-
-
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+# --- the raw drivers' async cost -----------------------------------------------------------
+
+RAW_POOL = "pool.bench.async.raw"
+
+
+class RawAppender:
+    """One row per durable transaction, no library: a sync and an async connection."""
+
+    def __init__(self, url: URL) -> None:
+        self.url = url
+        self.sync = raw_driver.connect(url)
+        self.payload = payloads.small_message("raw")[0].model_dump_json()
+        self.seq = 0
+        self._async: Any = None
+
+    async def open(self) -> None:
+        if self.url.get_backend_name() == "sqlite":
+            assert self.url.database is not None
+            self._async = await aiosqlite.connect(self.url.database, isolation_level=None)
+            for pragma in ("busy_timeout = 10000", "journal_mode = WAL", "synchronous = FULL"):
+                await self._async.execute(f"PRAGMA {pragma}")
+        else:
+            conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self._async = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+
+    def append(self) -> None:
+        self.seq += 1
+        self.sync.insert_one(RAW_POOL, self.seq, "run_message", self.payload)
+
+    async def append_async(self) -> None:
+        self.seq += 1
+        row = (RAW_POOL, self.seq, "run_message", self.payload)
+        if self.url.get_backend_name() == "sqlite":
+            await self._async.execute("BEGIN IMMEDIATE")
+            await self._async.execute(raw_driver.INSERT, row)
+        else:
+            await self._async.execute("BEGIN")
+            await self._async.execute(raw_driver.INSERT.replace("?", "%s"), row)
+        await self._async.execute("COMMIT")
+
+    async def close(self) -> None:
+        self.sync.close()
+        if self._async is not None:
+            await self._async.close()
+
+
+# --- one dialect ------------------------------------------------------------------------------
+
+
+async def _per_call(calls: int, call: Callable[[], object]) -> float:
+    """Seconds per call of ``call`` (awaited when it returns an awaitable)."""
+    started = time.perf_counter()
+    for _ in range(calls):
+        pending = call()
+        if inspect.isawaitable(pending):
+            await pending
+    return (time.perf_counter() - started) / calls
 
 
 async def measure(url: URL, sizes: Sizes, freeze_gc: bool = False) -> dict[str, Any]:
@@ -179,7 +282,9 @@ async def measure(url: URL, sizes: Sizes, freeze_gc: bool = False) -> dict[str, 
     bulk_insert(url, history.rows(BIG_POOL))
     sync = open_store(url, lock_timeout=30)
     store = await open_async_store(async_url(url), lock_timeout=60)
+    raw = RawAppender(url)
     try:
+        await raw.open()
         sync.snapshot(BIG_POOL)  # catch the bulk-inserted log up once
         pools = [f"pool.bench.async.small.{index}" for index in range(10)]
         for pool in pools:
@@ -187,30 +292,41 @@ async def measure(url: URL, sizes: Sizes, freeze_gc: bool = False) -> dict[str, 
         if freeze_gc:
             gc.collect()
             gc.freeze()
-        figures: dict[str, Any] = {}
-        gaps: dict[str, list[float]] = {"async": [], "sync inline": []}
+        gaps: dict[str, list[Gaps]] = {"async": [], "sync inline": []}
         rates: dict[str, list[float]] = {"1 task": [], "8 tasks": [], "8 threads (sync)": []}
-        costs: dict[str, list[float]] = {"sync": [], "async": []}
+        costs: dict[str, list[float]] = {
+            "sync": [],
+            "async": [],
+            "raw sync driver": [],
+            "raw async driver": [],
+        }
+        for _ in range(sizes.gap_rounds):
+            gaps["async"].append(await _gaps_while(lambda: _async_load(store, sizes, pools)))
+            gaps["sync inline"].append(await _gaps_while(lambda: _inline_load(sync, sizes, pools)))
         for _ in range(sizes.rounds):
-            gaps["async"] += await _gaps_while(lambda: _async_load(store, sizes, pools))
-            gaps["sync inline"] += await _gaps_while(lambda: _inline_load(sync, sizes, pools))
             rates["1 task"].append(await _async_rate(store, 1, sizes.appends_per_task))
             rates["8 tasks"].append(await _async_rate(store, sizes.tasks, sizes.appends_per_task))
             rates["8 threads (sync)"].append(
                 await asyncio.to_thread(_thread_rate, sync, sizes.tasks, sizes.appends_per_task)
             )
-            pool = pools[0]
-            started = time.perf_counter()
-            for _ in range(sizes.cost_appends):
-                sync.record_message(pool, *payloads.small_message(_fresh()))
-            costs["sync"].append((time.perf_counter() - started) / sizes.cost_appends)
-            started = time.perf_counter()
-            for _ in range(sizes.cost_appends):
-                await store.record_message(pool, *payloads.small_message(_fresh()))
-            costs["async"].append((time.perf_counter() - started) / sizes.cost_appends)
-        for name, values in gaps.items():
-            figures[f"largest gap, {name} (ms)"] = max(values) * 1e3
-            figures[f"p99 gap, {name} (ms)"] = _percentile(values, 0.99) * 1e3
+            calls: dict[str, Callable[[], object]] = {
+                "sync": lambda: sync.record_message(pools[0], *payloads.small_message(_fresh())),
+                "async": lambda: store.record_message(pools[0], *payloads.small_message(_fresh())),
+                "raw sync driver": raw.append,
+                "raw async driver": raw.append_async,
+            }
+            for name, call in calls.items():
+                costs[name].append(await _per_call(sizes.cost_appends, call))
+        figures: dict[str, Any] = {}
+        for name, measured in gaps.items():
+            every = [gap for run in measured for gap in run.gaps]
+            own = [gap for run in measured for gap in run.own]
+            collections = [pause for run in measured for pause in run.collections]
+            figures[f"largest gap, {name} (ms)"] = max(every) * 1e3
+            figures[f"p99 gap, {name} (ms)"] = _percentile(every, 0.99) * 1e3
+            figures[f"largest gap less the collector, {name} (ms)"] = max(own) * 1e3
+            figures[f"p99 gap less the collector, {name} (ms)"] = _percentile(own, 0.99) * 1e3
+            figures[f"longest collection, {name} (ms)"] = max(collections, default=0.0) * 1e3
         for name, values in rates.items():
             figures[f"appends/s, {name}"] = statistics.median(values)
         figures["8 tasks / 1 task"] = figures["appends/s, 8 tasks"] / figures["appends/s, 1 task"]
@@ -219,12 +335,17 @@ async def measure(url: URL, sizes: Sizes, freeze_gc: bool = False) -> dict[str, 
         )
         for name, values in costs.items():
             figures[f"append, {name} (µs)"] = statistics.median(values) * 1e6
-        sync_append = figures["append, sync (µs)"]
-        figures["async / sync append"] = figures["append, async (µs)"] / sync_append
+        figures["async / sync append"] = (
+            figures["append, async (µs)"] / figures["append, sync (µs)"]
+        )
+        figures["raw async / raw sync driver"] = (
+            figures["append, raw async driver (µs)"] / figures["append, raw sync driver (µs)"]
+        )
         return figures
     finally:
         sync.close()
         await store.close()
+        await raw.close()
         gc.unfreeze()
 
 

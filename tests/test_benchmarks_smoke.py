@@ -116,3 +116,9 @@ def test_async_store_benchmark_measures_every_figure() -> None:
     for figures in results.values():
         assert figures["appends/s, 8 tasks"] > 0
         assert figures["largest gap, async (ms)"] >= figures["p99 gap, async (ms)"] > 0
+        assert 0 < figures["largest gap less the collector, async (ms)"]
+        assert (
+            figures["largest gap less the collector, async (ms)"]
+            <= figures["largest gap, async (ms)"]
+        )
+        assert figures["raw async / raw sync driver"] > 0

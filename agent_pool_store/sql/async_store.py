@@ -4,16 +4,16 @@ The async store is the sync :class:`~agent_pool_store.sql.store.SqlAgentPoolStor
 the asyncio face of :mod:`agent_pool_store.async_face`: the same runner, dialects,
 statements, fold, retries, lost-reply settling and error translation. See ``docs/async.md``.
 
-- **PostgreSQL**, and an ``AsyncEngine`` you pass in: the sync store runs on the asyncio
-  engine's sync facade (``AsyncEngine.sync_engine``), in a greenlet whose statements await
-  the event loop (psycopg's ``AsyncConnection``; aiosqlite).
-- **A SQLite file the store opens by URL**: aiosqlite runs ``sqlite3`` in a thread of its
-  own and hops to it for every call, about 100 µs a hop on a 2-core machine and five hops
-  an append. The store runs on ``sqlite3`` itself instead: each write whole in one of
-  :data:`WRITER_THREADS` threads (one hop, with the ``fsync`` and any wait for the write
-  lock in it), reads, ``watch`` and ``follow`` on the event loop's thread in a greenlet,
-  which reads pages SQLite already has and yields to other tasks while it parses. The
-  aiosqlite engine is still :attr:`AsyncSqlAgentPoolStore.engine`, for :meth:`bind`.
+The sync store runs on the asyncio engine's sync facade (``AsyncEngine.sync_engine``), in
+a greenlet whose statements await the event loop (psycopg's ``AsyncConnection``; aiosqlite).
+
+On **a SQLite file the store opens by URL**, writes take another way. aiosqlite hops to a
+thread of its own for every call (about 100 µs a hop on a 2-core machine, and an append
+makes five), so each write runs whole on a second sync store, on ``sqlite3`` (same file,
+same settings), in one of :data:`WRITER_THREADS` threads: one hop, with the ``fsync`` of its
+``COMMIT`` and any wait for the write lock in it. Reads, ``watch`` and ``follow`` stay on
+aiosqlite, whose threads do their waiting while the loop parses what they read, yielding to
+other tasks.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from __future__ import annotations
 import functools
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from agent_pool_store.async_face import AsyncStoreFace
-from agent_pool_store.asyncio_bridge import run_in_greenlet, run_in_thread
+from agent_pool_store.asyncio_bridge import run_in_greenlet
 from agent_pool_store.errors import AgentError
 from agent_pool_store.sql.admin import PoolSummary
 from agent_pool_store.sql.binding import BoundAgentPoolStore
@@ -43,8 +43,9 @@ from agent_pool_store.sql.settings import (
 )
 from agent_pool_store.sql.store import SqlAgentPoolStore, open_store
 
-WRITER_THREADS = 4
-"""Threads a store on a SQLite file runs its writes in (SQLite lets one write at a time)."""
+WRITER_THREADS = 1
+"""Threads a store on a SQLite file opened by URL runs its writes in (SQLite lets one write
+at a time; the others wait for its lock there)."""
 
 
 class AsyncBoundAgentPoolStore(AsyncStoreFace[BoundAgentPoolStore]):
@@ -72,19 +73,20 @@ class AsyncSqlAgentPoolStore(AsyncStoreFace[SqlAgentPoolStore]):
         engine: AsyncEngine,
         *,
         owns_engine: bool,
-        writer: ThreadPoolExecutor | None = None,
+        writer: SqlAgentPoolStore | None = None,
     ) -> None:
-        super().__init__(store, writer=writer)
+        self._threads: ThreadPoolExecutor | None = None
+        writes_in: tuple[SqlAgentPoolStore, ThreadPoolExecutor] | None = None
+        if writer is not None:
+            self._threads = ThreadPoolExecutor(
+                WRITER_THREADS, thread_name_prefix="agent-pool-store-writer"
+            )
+            writes_in = (writer, self._threads)
+        super().__init__(store, writes_in=writes_in)
         self.engine = engine
         """The asyncio engine (render its URL with ``hide_password=True`` before showing it)."""
         self._owns_engine = owns_engine
-        self._threads = writer
-        self._binder = (
-            store
-            if store.engine is engine.sync_engine
-            else SqlAgentPoolStore(engine.sync_engine, settings=store.settings)
-        )
-        """The sync store on the asyncio engine, whose connections :meth:`bind` takes."""
+        self._writer = writer
 
     def __repr__(self) -> str:
         return f"AsyncSqlAgentPoolStore({safe_url(self.engine.url)!r})"
@@ -101,15 +103,15 @@ class AsyncSqlAgentPoolStore(AsyncStoreFace[SqlAgentPoolStore]):
 
     async def verify(self, pool_id: str | None = None) -> VerificationReport:
         """See :meth:`SqlAgentPoolStore.verify`."""
-        return await self._write(self._store.verify, pool_id)
+        return await self._call(self._store.verify, pool_id)
 
     async def rebuild(self, pool_id: str) -> int:
         """See :meth:`SqlAgentPoolStore.rebuild`."""
-        return await self._write(self._store.rebuild, pool_id)
+        return await self._call(self._store.rebuild, pool_id)
 
     async def pools(self) -> list[PoolSummary]:
         """See :meth:`SqlAgentPoolStore.pools`."""
-        return await self._write(self._store.pools)
+        return await self._call(self._store.pools)
 
     def bind(self, host: AsyncConnection | AsyncSession) -> AsyncBoundAgentPoolStore:
         """The twelve operations in the host's transaction (see :meth:`SqlAgentPoolStore.bind`).
@@ -135,7 +137,7 @@ class AsyncSqlAgentPoolStore(AsyncStoreFace[SqlAgentPoolStore]):
                 "bind() takes a sqlalchemy AsyncConnection or AsyncSession, "
                 f"not {type(host).__name__}"
             )
-        return AsyncBoundAgentPoolStore(self._binder.bind(sync_host))
+        return AsyncBoundAgentPoolStore(self._store.bind(sync_host))
 
     async def close(self) -> None:
         """Close the store: later calls fail with AgentError NotRetryable.
@@ -145,10 +147,10 @@ class AsyncSqlAgentPoolStore(AsyncStoreFace[SqlAgentPoolStore]):
         store:`` closes it at the end.
         """
         self._store.close()
-        self._binder.close()
+        if self._writer is not None:
+            self._writer.close()  # disposes of its engine
         if self._threads is not None:
-            self._threads.shutdown(wait=False)  # a write still running ends on its own
-            self._store.engine.dispose()
+            self._threads.shutdown(wait=False)  # no write is running: each was awaited
         if self._owns_engine:
             await self.engine.dispose()
 
@@ -184,20 +186,9 @@ async def open_async_store(
     )
     owns_engine = not isinstance(url_or_engine, AsyncEngine)
     engine = build_async_engine(url_or_engine, settings)
-    writer: ThreadPoolExecutor | None = None
-    target: Engine = engine.sync_engine
-    if owns_engine and SqliteDialect.is_file(engine.url):
-        writer = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="agent-pool-store-writer")
-        target = engine_for_url(
-            engine.url.set(drivername="sqlite"),
-            settings,
-            # never wait for a free connection: a wait on the loop's thread would block it
-            pool_size=WRITER_THREADS + 4,
-            max_overflow=-1,
-        )
     opening = functools.partial(
         open_store,
-        target,
+        engine.sync_engine,
         lock_timeout=lock_timeout,
         sqlite_synchronous=sqlite_synchronous,
         auto_upgrade=auto_upgrade,
@@ -205,14 +196,15 @@ async def open_async_store(
         schema=schema,
     )
     try:
-        store: SqlAgentPoolStore = await (
-            run_in_greenlet(opening) if writer is None else run_in_thread(writer, opening)
-        )
+        store: SqlAgentPoolStore = await run_in_greenlet(opening)
     except BaseException:
-        if writer is not None:
-            writer.shutdown(wait=False)
-            target.dispose()
         if owns_engine:
             await engine.dispose()
         raise
+    writer = None
+    if owns_engine and SqliteDialect.is_file(engine.url):
+        sqlite3_url = engine.url.set(drivername="sqlite")
+        writer = SqlAgentPoolStore(
+            engine_for_url(sqlite3_url, settings), settings=settings, owns_engine=True
+        )
     return AsyncSqlAgentPoolStore(store, engine, owns_engine=owns_engine, writer=writer)

@@ -9,9 +9,10 @@ One rule is stated here, once, for both paths that serve a pool: a pool's projec
 *current* when no record of its log follows the watermark (:func:`first_unprojected`) and the
 log holds the record at the watermark (:func:`watermark_in_log`). A unit of work reads both
 with the pool's head (:data:`HEAD`): it catches up when records follow, and reports the pool
-RepairNeeded when the watermark's record is gone; the PostgreSQL one-statement paths require
-both, with the config text the store has parsed (:func:`current_with_config`), and otherwise
-leave the call to a unit of work.
+RepairNeeded when the watermark's record is gone; the one-statement paths (PostgreSQL's
+append, both dialects' look-up, :func:`lookup_statement`) require both, with the config text
+the store has parsed (:func:`current_with_config`), and otherwise leave the call to a unit
+of work.
 """
 
 from __future__ import annotations
@@ -188,6 +189,21 @@ def row_by_key(json_column: Column[str]) -> Any:
     key_column = next(c for c in table.primary_key.columns if c.name != "pool_id")
     return select(json_column).where(
         table.c.pool_id == bindparam("pool_id"), key_column == bindparam("key")
+    )
+
+
+@functools.cache
+def lookup_statement(row_by_key: Any) -> Any:
+    """``row_by_key`` read with the pool's row, in one statement outside a transaction.
+
+    ``row_by_key`` selects a projection row's JSON by ``:pool_id`` and ``:key``. The
+    statement returns one row, holding the JSON or NULL (no such key), only if the pool's
+    stored config is ``:readable_config`` and no record follows the watermark; otherwise no
+    row, and the look-up is left to a unit of work (which catches up first). One statement
+    reads one snapshot, so the row and the watermark agree.
+    """
+    return select(row_by_key.scalar_subquery()).where(
+        *current_with_config(bindparam("pool_id", type_=Text))
     )
 
 

@@ -48,7 +48,6 @@ from agent_pool_store.sql import statements
 from agent_pool_store.sql.dialects.driver import fetch_one
 from agent_pool_store.sql.dialects.postgresql_statements import (
     append_statement,
-    lookup_statement,
     write_batch_statement,
 )
 from agent_pool_store.sql.dialects.postgresql_waiter import PostgresWaiter
@@ -376,7 +375,7 @@ class PostgresqlDialect:
     ) -> tuple[str | None] | None:
         """The look-up as one autocommit statement (one round trip).
 
-        The statement (:func:`.postgresql_statements.lookup_statement`) reads the row with
+        The statement (:func:`~agent_pool_store.sql.statements.lookup_statement`) reads the row with
         the pool's row and answers only if the pool is current with ``readable_config``;
         otherwise, or on any error, the look-up runs as a read unit of work (four round
         trips), which checks the pool, catches up or reports.
@@ -386,7 +385,7 @@ class PostgresqlDialect:
         parameters = {"pool_id": pool_id, "key": key, "readable_config": readable_config}
         try:
             row = self._one_statement(
-                engine, lookup_statement(statements.row_by_key(json_column)), parameters
+                engine, statements.lookup_statement(statements.row_by_key(json_column)), parameters
             )
         except exc.DBAPIError:
             return None

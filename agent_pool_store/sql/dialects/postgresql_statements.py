@@ -21,8 +21,9 @@ COMMITTED), so ``head`` sees the watermark of the writer it waited for.
 A batch holds at most one change per row, so no CTE touches a row twice, as PostgreSQL
 requires of one statement.
 
-:func:`lookup_statement` is the read side: a look-up by key in one autocommit statement, under
-the same conditions as :func:`append_statement`.
+:func:`agent_pool_store.sql.statements.lookup_statement` is the read side, which SQLite
+runs too: a look-up by key in one autocommit statement, under the same conditions as
+:func:`append_statement`.
 """
 
 from __future__ import annotations
@@ -210,18 +211,3 @@ def _append_statement(upserted: tuple[Table, ...]) -> Any:
         .returning(POOLS.c.projected_seq)
     )
     return update.add_cte(*ctes)
-
-
-@functools.cache
-def lookup_statement(row_by_key: Any) -> Any:
-    """``row_by_key`` read with the pool's row, in one autocommit statement.
-
-    ``row_by_key`` selects a projection row's JSON by ``:pool_id`` and ``:key``. The
-    statement returns one row, holding the JSON or NULL (no such key), only if the pool's
-    stored config is ``:readable_config`` and no record follows the watermark; otherwise no
-    row, and the look-up is left to a unit of work (which catches up first). One statement
-    reads one snapshot, so the row and the watermark agree.
-    """
-    return select(row_by_key.scalar_subquery()).where(
-        *current_with_config(bindparam("pool_id", type_=Text))
-    )

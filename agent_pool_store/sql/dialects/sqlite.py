@@ -4,7 +4,8 @@ Connections use WAL, a busy timeout and ``synchronous=FULL`` by default; the dri
 transaction handling is turned off so that a write unit can start with ``BEGIN IMMEDIATE``
 (taking SQLite's write lock before reading) while reads use a plain ``BEGIN``. A statement
 costs no round trip here, so every append is a unit of work (``try_append`` answers
-``None``), whose head read and writes run on the ``sqlite3`` connection (:mod:`.driver`).
+``None``), whose head read and writes run on the ``sqlite3`` connection (:mod:`.driver`); a
+look-up is one statement (``try_look_up``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy import Column, Connection, Engine, event, exc
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL
 
-from agent_pool_store.asyncio_bridge import on_event_loop, pause
+from agent_pool_store.asyncio_bridge import pause
 from agent_pool_store.domain import AgentPoolStoreRecordPayload
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.follow_loop import Waiter
@@ -76,28 +77,6 @@ def _enable_wal(cursor: Any, timeout: float) -> None:
             if "locked" not in str(error) or time.monotonic() >= deadline:
                 raise
             time.sleep(0.01)
-
-
-def _lock_on_event_loop(connection: Connection, seconds: float) -> None:
-    """``BEGIN IMMEDIATE`` on the event loop's thread, which SQLite's busy handler would block.
-
-    The connection's busy timeout is 0, so each attempt answers at once; while another
-    connection holds the write lock, the attempt is repeated after ``asyncio.sleep`` pauses
-    (growing from 1 ms to 50 ms, as SQLite's own busy handler sleeps) for up to ``seconds``.
-    The last attempt's "database is locked" is raised, as SQLite's would be.
-    """
-    deadline = time.monotonic() + seconds
-    delay = 0.001
-    while True:
-        try:
-            execute_sql(connection, "BEGIN IMMEDIATE")
-            return
-        except exc.OperationalError as error:
-            left = deadline - time.monotonic()
-            if not is_busy(error) or left <= 0:
-                raise
-        pause(min(delay, left))
-        delay = min(delay * 2, 0.05)
 
 
 class SqliteDialect:
@@ -174,23 +153,15 @@ class SqliteDialect:
             if not record.info.get(_CONFIGURED_CONNECTION):
                 _on_connect(dbapi_connection, record)
 
-        def set_busy(connection: Connection, busy: int) -> None:
-            info = connection.connection.info
-            if info.get(_BUSY_SET, busy_ms) != busy:  # a shorter wait, or back to the full one
-                execute_sql(connection, f"PRAGMA busy_timeout = {busy}")
-                info[_BUSY_SET] = busy
-
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Connection) -> None:
             options = connection.get_execution_options()
             busy = options.get(BUSY_OPTION, busy_ms)
-            write = options.get(WRITE_OPTION)
-            if write and on_event_loop() and not connection.dialect.is_async:
-                set_busy(connection, 0)
-                _lock_on_event_loop(connection, busy / 1000)
-                return
-            set_busy(connection, busy)
-            execute_sql(connection, "BEGIN IMMEDIATE" if write else "BEGIN")
+            info = connection.connection.info
+            if info.get(_BUSY_SET, busy_ms) != busy:  # a shorter wait, or back to the full one
+                execute_sql(connection, f"PRAGMA busy_timeout = {busy}")
+                info[_BUSY_SET] = busy
+            execute_sql(connection, "BEGIN IMMEDIATE" if options.get(WRITE_OPTION) else "BEGIN")
 
     def check_database(self, connection: Connection) -> None:
         """Nothing to check: SQLite keeps text as the ``sqlite3`` module hands it over."""
@@ -326,8 +297,22 @@ class SqliteDialect:
         json_column: Column[str],
         key: str,
     ) -> tuple[str | None] | None:
-        """Never: a read unit of work costs no extra round trip on SQLite."""
-        return None
+        """The look-up as one statement outside a transaction, on the driver connection.
+
+        The statement (:func:`~agent_pool_store.sql.statements.lookup_statement`) reads the
+        row with the pool's row and answers only if the pool is current with
+        ``readable_config``; otherwise, or on any error, the look-up runs as a read unit of
+        work, which checks the pool, catches up or reports. It saves the unit's ``BEGIN``
+        and ``COMMIT``; on aiosqlite, six of its eight hops to aiosqlite's thread.
+        """
+        parameters = {"pool_id": pool_id, "key": key, "readable_config": readable_config}
+        statement = statements.lookup_statement(statements.row_by_key(json_column))
+        try:
+            with engine.connect() as connection:
+                row = fetch_one(connection, statement, parameters)
+        except exc.DBAPIError:
+            return None
+        return None if row is None else (row[0],)
 
     def open_waiter(self, engine: Engine, pool_id: str, poll_interval: float) -> Waiter:
         """Polls ``PRAGMA data_version`` on a connection of its own."""
