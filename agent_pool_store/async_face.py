@@ -94,6 +94,10 @@ class AsyncStoreFace(Generic[S]):
         """See :meth:`AgentPoolStore.snapshot`."""
         return await self._call(self._store.snapshot, pool_id)
 
+    async def snapshot_json(self, pool_id: str) -> str:
+        """See :meth:`~agent_pool_store.operations.PoolStoreOperations.snapshot_json`."""
+        return await self._call(self._store.snapshot_json, pool_id)
+
     async def record_pool_created(self, pool_id: str) -> AgentPoolStoreCursor:
         """See :meth:`AgentPoolStore.record_pool_created`."""
         return await self._write(lambda store: store.record_pool_created, pool_id)

@@ -40,6 +40,9 @@ class _MemoryPool:
     def snapshot(self) -> AgentPoolSnapshot:
         return self.state.snapshot(self.pool_id)
 
+    def snapshot_json(self) -> str:
+        return self.snapshot().model_dump_json()
+
     def member(self, run_id: str) -> AgentPoolMember | None:
         return self.state.members.get(run_id)
 

@@ -11,7 +11,8 @@ counterpart:
   cyclic garbage collector stops every thread while it runs, and a snapshot of 10,000
   messages is about 310,000 objects it must trace; its pauses are timed (``gc.callbacks``)
   and each gap is also given without them, which is the longest the store's own code held
-  the loop.
+  the loop. A third variant takes the snapshots as ``snapshot_json`` (the wire JSON from the
+  stored fragments, no model per message), as a web handler serving them would.
 - **Concurrency on one loop.** Appends per second of 8 tasks, each appending to a pool of its
   own, against one task, and against 8 threads using the sync store.
 - **Cost.** Wall time per ``record_message`` of the async store against the sync one, and
@@ -38,7 +39,7 @@ from typing import Any
 
 import aiosqlite
 import psycopg
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 
 from agent_pool_store import (
     AgentPoolStoreConfig,
@@ -49,11 +50,13 @@ from agent_pool_store import (
 )
 from benchmarks import payloads, raw_driver
 from benchmarks.databases import (
+    PG_ADMIN_URL,
     bulk_insert,
     postgresql_database,
     postgresql_problem,
     sqlite_database,
 )
+from benchmarks.machine import describe
 
 BIG_POOL = "pool.bench.async.big"
 
@@ -152,9 +155,13 @@ def _mix(sizes: Sizes) -> list[str]:
     return ["snapshot"] * sizes.snapshots + ["append", "look_up"] * (others // 2)
 
 
-async def _async_load(store: AsyncSqlAgentPoolStore, sizes: Sizes, pools: list[str]) -> None:
+async def _async_load(
+    store: AsyncSqlAgentPoolStore, sizes: Sizes, pools: list[str], *, as_json: bool = False
+) -> None:
     async def one(index: int, kind: str) -> None:
-        if kind == "snapshot":
+        if kind == "snapshot" and as_json:
+            await store.snapshot_json(BIG_POOL)
+        elif kind == "snapshot":
             await store.snapshot(BIG_POOL)
         elif kind == "append":
             await store.record_message(pools[index % len(pools)], *payloads.small_message(_fresh()))
@@ -278,8 +285,8 @@ async def _per_call(calls: int, call: Callable[[], object]) -> float:
 
 async def measure(url: URL, sizes: Sizes, freeze_gc: bool = False) -> dict[str, Any]:
     """Every figure of one dialect, as ``{name: value}`` (milliseconds, rates, ratios)."""
-    history = payloads.status_history(sizes.big_messages, 1)
-    bulk_insert(url, history.rows(BIG_POOL))
+    # not kept: its models would stay in the heap the collector traces, and its pauses with it
+    bulk_insert(url, payloads.status_history(sizes.big_messages, 1).rows(BIG_POOL))
     sync = open_store(url, lock_timeout=30)
     store = await open_async_store(async_url(url), lock_timeout=60)
     raw = RawAppender(url)
@@ -292,7 +299,7 @@ async def measure(url: URL, sizes: Sizes, freeze_gc: bool = False) -> dict[str, 
         if freeze_gc:
             gc.collect()
             gc.freeze()
-        gaps: dict[str, list[Gaps]] = {"async": [], "sync inline": []}
+        gaps: dict[str, list[Gaps]] = {"async": [], "async, snapshot_json": [], "sync inline": []}
         rates: dict[str, list[float]] = {"1 task": [], "8 tasks": [], "8 threads (sync)": []}
         costs: dict[str, list[float]] = {
             "sync": [],
@@ -302,6 +309,9 @@ async def measure(url: URL, sizes: Sizes, freeze_gc: bool = False) -> dict[str, 
         }
         for _ in range(sizes.gap_rounds):
             gaps["async"].append(await _gaps_while(lambda: _async_load(store, sizes, pools)))
+            gaps["async, snapshot_json"].append(
+                await _gaps_while(lambda: _async_load(store, sizes, pools, as_json=True))
+            )
             gaps["sync inline"].append(await _gaps_while(lambda: _inline_load(sync, sizes, pools)))
         for _ in range(sizes.rounds):
             rates["1 task"].append(await _async_rate(store, 1, sizes.appends_per_task))
@@ -363,8 +373,40 @@ def run(sizes: Sizes, *, freeze_gc: bool = False) -> dict[str, dict[str, Any]]:
     return results
 
 
+TARGETS = {
+    "largest gap, async (ms)": "≤ 10",
+    "8 tasks / 1 task": "≥ 2 (PostgreSQL)",
+    "8 tasks / 8 threads": "≥ 0.9 (PostgreSQL)",
+    "async / sync append": "≤ 1.3",
+}
+"""The issue's targets, beside the figures they apply to."""
+
+
+def render(results: dict[str, dict[str, Any]], machine: dict[str, str]) -> str:
+    """The Markdown page: the machine, then one table of every figure per dialect."""
+    dialects = list(results)
+    lines = [
+        "# Benchmarks: the asyncio store",
+        "",
+        "Written by `python -m benchmarks.async_store --output docs/benchmarks-async.md`; do not "
+        "edit by hand. What each figure measures, and what the figures mean, is in "
+        "[async.md](async.md#what-it-costs).",
+        "",
+        "|  |  |",
+        "|---|---|",
+        *(f"| {name} | {value} |" for name, value in machine.items()),
+        "",
+        "| figure | " + " | ".join(dialects) + " | target |",
+        "|---|" + "---:|" * len(dialects) + "---|",
+    ]
+    for name in results[dialects[0]]:
+        cells = " | ".join(f"{results[d][name]:,.2f}" for d in dialects)
+        lines.append(f"| {name} | {cells} | {TARGETS.get(name, '')} |")
+    return "\n".join([*lines, ""])
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run and print one Markdown table (``--quick``: tiny sizes, to check it works)."""
+    """Run and print the figures (``--quick``: tiny sizes, to check it works)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
@@ -373,14 +415,14 @@ def main(argv: list[str] | None = None) -> None:
         help="gc.freeze() once the stores are open (what long-running servers often do): "
         "the cyclic collector then skips everything made before, and its pauses shrink",
     )
+    parser.add_argument("--output", type=Path, help="also write the Markdown page here")
     arguments = parser.parse_args(argv)
     results = run(QUICK if arguments.quick else Sizes(), freeze_gc=arguments.freeze_gc)
-    dialects = list(results)
-    print("| figure | " + " | ".join(dialects) + " |")
-    print("|---|" + "---:|" * len(dialects))
-    for name in results[dialects[0]]:
-        cells = " | ".join(f"{results[d][name]:,.2f}" for d in dialects)
-        print(f"| {name} | {cells} |")
+    mode = "quick" if arguments.quick else "full"
+    page = render(results, describe(mode, None if postgresql_problem() else make_url(PG_ADMIN_URL)))
+    print(page)
+    if arguments.output is not None:
+        arguments.output.write_text(page, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -367,6 +367,9 @@ def render(results: Results, settings: Settings) -> str:
         "4.5 ms at 1,000, 46 ms at 5,000); our store must not grow with history, and its "
         "appends must stay close to what the database itself can commit.",
         "",
+        "The asyncio store is measured apart, by `python -m benchmarks.async_store`: see "
+        "[benchmarks-async.md](benchmarks-async.md).",
+        "",
     ]
     notes = [*results.notes, *filter(None, [load_note(results.machine)])]
     if notes:

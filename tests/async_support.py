@@ -27,6 +27,9 @@ CONTRACT_OPERATIONS = (
 )
 """The twelve operations of the store contract."""
 
+STORE_OPERATIONS = (*CONTRACT_OPERATIONS, "snapshot_json")
+"""What every store offers: the twelve, and the snapshot as wire JSON."""
+
 CALL_TIMEOUT = 120.0
 """Seconds a test waits for one call on the loop (a hang fails instead of blocking CI)."""
 

@@ -22,7 +22,7 @@ from agent_pool_store import (
     open_async_store,
     open_store,
 )
-from tests.async_support import CONTRACT_OPERATIONS, SyncOverAsync
+from tests.async_support import STORE_OPERATIONS, SyncOverAsync
 from tests.databases import (  # noqa: F401 - fixtures
     PG_SCHEMA,
     pg_database,
@@ -128,7 +128,7 @@ class HostTransactionPerCall:
         self.store.close()
 
     def __getattr__(self, name: str) -> Any:
-        if name not in CONTRACT_OPERATIONS:
+        if name not in STORE_OPERATIONS:
             raise AttributeError(name)
 
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -191,7 +191,7 @@ def _async_memory_backend() -> Backend:
         return root[-1]
 
     return Backend(
-        "async-memory", lambda: cast(AgentPoolStore, SyncOverAsync(opener, CONTRACT_OPERATIONS))
+        "async-memory", lambda: cast(AgentPoolStore, SyncOverAsync(opener, STORE_OPERATIONS))
     )
 
 
@@ -200,7 +200,7 @@ def _async_sql_backend(name: str, url: str, **options: Any) -> Backend:
         name,
         lambda: cast(
             AgentPoolStore,
-            SyncOverAsync(lambda: open_async_store(url, **options), CONTRACT_OPERATIONS),
+            SyncOverAsync(lambda: open_async_store(url, **options), STORE_OPERATIONS),
         ),
     )
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,7 @@ from agent_pool_store import (
     RetryClassification,
     open_async_store,
 )
+from agent_pool_store.asyncio_bridge import run_in_thread
 from tests.factories import message_pair
 
 pytestmark = pytest.mark.asyncio
@@ -264,3 +267,33 @@ async def test_the_in_memory_async_store_follows_without_blocking() -> None:
     assert got == [1, 2]
     assert ticks >= 10  # the loop kept running while the follower waited
     await store.close()
+
+
+async def test_a_write_in_a_thread_is_settled_before_its_cancelled_caller_goes_on() -> None:
+    """``run_in_thread``: a call that started runs to its end before the caller sees the
+    cancellation; a call that had not started never runs."""
+    executor = ThreadPoolExecutor(1)
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def slow() -> None:
+        started.set()
+        release.wait(10)
+        ran.append("slow")
+
+    try:
+        running = asyncio.create_task(run_in_thread(executor, slow))
+        queued = asyncio.create_task(run_in_thread(executor, ran.append, "queued"))
+        await asyncio.to_thread(started.wait, 10)
+        running.cancel()
+        queued.cancel()
+        await asyncio.sleep(0.05)
+        assert not running.done()  # still waiting for its thread
+        release.set()
+        for task in (running, queued):
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert ran == ["slow"]  # the started call ended first; the queued one never ran
+    finally:
+        release.set()
+        executor.shutdown(wait=True)

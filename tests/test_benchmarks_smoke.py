@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import async_store, profiling
+from benchmarks import async_store, profiling, snapshots
 from benchmarks.__main__ import main
 from benchmarks.databases import postgresql_problem, sqlite_database
 from benchmarks.embedding import BATCH, measure
@@ -116,9 +116,23 @@ def test_async_store_benchmark_measures_every_figure() -> None:
     for figures in results.values():
         assert figures["appends/s, 8 tasks"] > 0
         assert figures["largest gap, async (ms)"] >= figures["p99 gap, async (ms)"] > 0
-        assert 0 < figures["largest gap less the collector, async (ms)"]
+        assert figures["largest gap less the collector, async (ms)"] > 0
         assert (
             figures["largest gap less the collector, async (ms)"]
             <= figures["largest gap, async (ms)"]
         )
         assert figures["raw async / raw sync driver"] > 0
+
+
+def test_snapshot_benchmark_measures_both_ways() -> None:
+    problem = postgresql_problem()
+    if problem is not None and os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL unreachable: {problem}")
+    results = snapshots.run(snapshots.QUICK_SIZES, rounds=1)
+    assert "SQLite" in results
+    for rows in results.values():
+        assert [row["messages"] for row in rows] == list(snapshots.QUICK_SIZES)
+        for row in rows:
+            assert row["snapshot µs/message"] > 0
+            assert row["snapshot_json µs/message"] > 0
+            assert row["snapshot peak / JSON"] > row["snapshot_json peak / JSON"] > 0

@@ -4,9 +4,10 @@ Random operation sequences over one or two pools, with identifiers drawn from sm
 alphabets so that re-joins, repeated message ids, shared idempotency keys and repeated wake
 conditions happen often, are applied to an ``InMemoryAgentPoolStore`` and to the SQL store
 (SQLite file, PostgreSQL), each time through one of two handles. Every operation's result
-(cursors, snapshots, look-ups, watch streams, errors' kind and retry) must agree; at the end
-the SQL store's snapshots, look-ups and watch streams must also equal a fresh replay of its
-own ``agent_pool_records`` rows, read with Core and folded with ``PoolState.replay``.
+(cursors, snapshots and their wire JSON from ``snapshot_json``, look-ups, watch streams,
+errors' kind and retry) must agree; at the end the SQL store's snapshots (and
+``snapshot_json``, byte for byte), look-ups and watch streams must also equal a fresh replay
+of its own ``agent_pool_records`` rows, read with Core and folded with ``PoolState.replay``.
 
 Each hypothesis example uses pool ids under a fresh uuid prefix, so examples share the
 test's database without seeing each other.
@@ -18,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -181,6 +182,7 @@ operations = st.one_of(
     st.builds(_with_call("record_wake", _wake), *_args(wakes())),
     _operation("next_event_sequence", lambda store, pool: store.next_event_sequence(pool)),
     _operation("snapshot", lambda store, pool: store.snapshot(pool)),
+    _operation("snapshot_json", lambda store, pool: cast(Any, store).snapshot_json(pool)),
     st.builds(_with_call("message_receipt", _receipt), *_args(keys)),
     st.builds(_with_call("wake_registration", _registration), *_args(keys)),
     st.builds(_with_call("wake", _stored_wake), *_args(condition_ids)),
@@ -305,6 +307,7 @@ def test_sql_store_agrees_with_memory_and_with_its_log(
             assert watched == []
             continue
         assert sql.snapshot(pid) == state.snapshot(pid)
+        assert sql.snapshot_json(pid) == state.snapshot(pid).model_dump_json()
         assert state.message_receipts == {
             key: result[1] for key, result in receipts.items() if result[1] is not None
         }

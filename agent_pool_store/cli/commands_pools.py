@@ -109,12 +109,13 @@ def _snapshot_tables(snapshot: AgentPoolSnapshot) -> Group:
 def snapshot(state: CliState, pool: str, as_json: bool) -> None:
     """Show a pool's snapshot: members, topics, messages, wakes, cursor."""
     state.pool = pool
-    with state.open_store() as store:
-        taken = store.snapshot(pool)
     output = state.output
-    if as_json:
-        output.raw(taken.model_dump_json())
-    elif output.rich:
+    with state.open_store() as store:
+        if as_json:  # assembled from the stored JSON, no model per message
+            output.raw(store.snapshot_json(pool))
+            return
+        taken = store.snapshot(pool)
+    if output.rich:
         output.render(_snapshot_tables(taken))
     else:
         for line in snapshot_text(taken).split("\n"):

@@ -10,10 +10,10 @@ a greenlet whose statements await the event loop (psycopg's ``AsyncConnection``;
 On **a SQLite file the store opens by URL**, writes take another way. aiosqlite hops to a
 thread of its own for every call (about 100 µs a hop on a 2-core machine, and an append
 makes five), so each write runs whole on a second sync store, on ``sqlite3`` (same file,
-same settings), in one of :data:`WRITER_THREADS` threads: one hop, with the ``fsync`` of its
-``COMMIT`` and any wait for the write lock in it. Reads, ``watch`` and ``follow`` stay on
-aiosqlite, whose threads do their waiting while the loop parses what they read, yielding to
-other tasks.
+same settings), in a writer thread of its own: one hop, with the ``fsync`` of its ``COMMIT``
+and any wait for the write lock in it (one thread: SQLite lets one writer in at a time).
+Reads, ``watch`` and ``follow`` stay on aiosqlite, whose threads do their waiting while the
+loop parses what they read, yielding to other tasks.
 """
 
 from __future__ import annotations
@@ -42,10 +42,6 @@ from agent_pool_store.sql.settings import (
     safe_url,
 )
 from agent_pool_store.sql.store import SqlAgentPoolStore, open_store
-
-WRITER_THREADS = 1
-"""Threads a store on a SQLite file opened by URL runs its writes in (SQLite lets one write
-at a time; the others wait for its lock there)."""
 
 
 class AsyncBoundAgentPoolStore(AsyncStoreFace[BoundAgentPoolStore]):
@@ -78,9 +74,7 @@ class AsyncSqlAgentPoolStore(AsyncStoreFace[SqlAgentPoolStore]):
         self._threads: ThreadPoolExecutor | None = None
         writes_in: tuple[SqlAgentPoolStore, ThreadPoolExecutor] | None = None
         if writer is not None:
-            self._threads = ThreadPoolExecutor(
-                WRITER_THREADS, thread_name_prefix="agent-pool-store-writer"
-            )
+            self._threads = ThreadPoolExecutor(1, thread_name_prefix="agent-pool-store-writer")
             writes_in = (writer, self._threads)
         super().__init__(store, writes_in=writes_in)
         self.engine = engine

@@ -23,6 +23,7 @@ from agent_pool_store.domain import (
     AgentPoolStoredWake,
     PoolState,
 )
+from agent_pool_store.domain.snapshot_json import snapshot_json
 from agent_pool_store.errors import AgentError
 from agent_pool_store.sql import statements
 from agent_pool_store.sql.dialects.protocol import SqlDialect
@@ -196,6 +197,11 @@ many projection rows (about 0.7 ms of work), so that a large snapshot never hold
 for long (see :func:`agent_pool_store.asyncio_bridge.others_may_run`)."""
 
 
+ROWS_PER_FETCH = 500
+"""On an asyncio engine, a snapshot fetches its projection rows this many at a time (a
+server-side cursor on PostgreSQL), so that no single fetch holds the event loop for long."""
+
+
 class ProjectionRepository:
     """Projections of one pool: written from a :class:`ProjectionBatch`, read by key."""
 
@@ -239,13 +245,64 @@ class ProjectionRepository:
         return self.get(statements.column_of(MemberRow.member_json), AgentPoolMember, run_id)
 
     def _all(self, attribute: InstrumentedAttribute[str], model: type[M]) -> Iterator[M]:
+        return self._parsed(attribute, model, self._rows(attribute))
+
+    def _rows(self, attribute: InstrumentedAttribute[str]) -> list[tuple[str, str]]:
+        """Every row of a projection as ``(key, json)``, in key order (code points)."""
         column = statements.column_of(attribute)
-        rows = self.connection.execute(statements.pool_rows(column), {"pool_id": self.pool_id})
+        rows = self.connection.execute(
+            statements.keyed_pool_rows(column),
+            {"pool_id": self.pool_id},
+            # on the event loop, fetched a batch per await, not all in one
+            execution_options={} if others_may_run() is None else {"yield_per": ROWS_PER_FETCH},
+        )
+        return sorted((key, json) for key, json in rows)
+
+    def _parsed(
+        self, attribute: InstrumentedAttribute[str], model: type[M], rows: list[tuple[str, str]]
+    ) -> Iterator[M]:
+        """Each row's JSON as its model (RepairNeeded if it cannot be read), in row order.
+
+        On the event loop, other tasks run after every :data:`ROWS_BETWEEN_TURNS` rows.
+        """
+        column = statements.column_of(attribute)
         let_others_run = others_may_run()
-        for index, (json,) in enumerate(rows, 1):
+        for index, (_, json) in enumerate(rows, 1):
             yield self.parse(column, model, json)
             if let_others_run is not None and index % ROWS_BETWEEN_TURNS == 0:
                 let_others_run()
+
+    def snapshot_json(self, head: PoolHead) -> str:
+        """The pool's snapshot as wire JSON, assembled from the projections' JSON.
+
+        Byte for byte ``load_state(head).snapshot(pool_id).model_dump_json()``; see
+        :func:`agent_pool_store.domain.snapshot_json.snapshot_json`. Each row is parsed, so
+        that a damaged one fails as it does in a snapshot, and dropped at once (members, for
+        their topics, are kept).
+        """
+        assert head.config_json is not None  # an opened pool
+        config = parse_projection(self.pool_id, AgentPoolStoreConfig, head.config_json, "config")
+        fragments: dict[str, list[str]] = {}
+        for name, attribute, model in (
+            ("messages", MessageRow.stored_json, AgentPoolStoredMessage),
+            ("wakes", WakeRow.stored_json, AgentPoolStoredWake),
+        ):
+            rows = self._rows(attribute)
+            for _ in self._parsed(attribute, model, rows):
+                pass
+            fragments[name] = [json for _, json in rows]
+        rows = self._rows(MemberRow.member_json)
+        parsed = self._parsed(MemberRow.member_json, AgentPoolMember, rows)
+        members = list(zip(parsed, (json for _, json in rows), strict=True))
+        return snapshot_json(
+            self.pool_id,
+            head.created,
+            config,
+            members=members,
+            messages=fragments["messages"],
+            wakes=fragments["wakes"],
+            last_sequence=head.projected_seq,
+        )
 
     def load_state(self, head: PoolHead) -> PoolState:
         """The pool's current state (members, messages, wakes), for a snapshot."""

@@ -139,6 +139,9 @@ class SqlPoolUnit:
     def snapshot(self) -> AgentPoolSnapshot:
         return self.projections.load_state(self._current()).snapshot(self.pool_id)
 
+    def snapshot_json(self) -> str:
+        return self.projections.snapshot_json(self._current())
+
     def member(self, run_id: str) -> AgentPoolMember | None:
         return self.projections.member(run_id)
 

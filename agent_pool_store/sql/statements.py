@@ -182,13 +182,17 @@ POOL_IDS = select(RECORDS.c.pool_id).union(select(POOLS.c.pool_id))
 """Every pool id with records or a pool row."""
 
 
+def _key_column(table: Table) -> Column[str]:
+    """A projection table's key column (its primary key beside ``pool_id``)."""
+    return cast("Column[str]", table.c[key_and_json(table)[0]])
+
+
 @functools.cache
 def row_by_key(json_column: Column[str]) -> Any:
     """``SELECT json_column WHERE pool_id = :pool_id AND <key> = :key`` for a projection."""
     table = json_column.table
-    key_column = next(c for c in table.primary_key.columns if c.name != "pool_id")
     return select(json_column).where(
-        table.c.pool_id == bindparam("pool_id"), key_column == bindparam("key")
+        table.c.pool_id == bindparam("pool_id"), _key_column(table) == bindparam("key")
     )
 
 
@@ -205,6 +209,13 @@ def lookup_statement(row_by_key: Any) -> Any:
     return select(row_by_key.scalar_subquery()).where(
         *current_with_config(bindparam("pool_id", type_=Text))
     )
+
+
+@functools.cache
+def keyed_pool_rows(json_column: Column[str]) -> Any:
+    """``SELECT <key>, json_column WHERE pool_id = :pool_id`` for a projection table."""
+    table = json_column.table
+    return select(_key_column(table), json_column).where(table.c.pool_id == bindparam("pool_id"))
 
 
 @functools.cache
@@ -226,8 +237,9 @@ def pool_update(columns: tuple[str, ...]) -> Any:
 @functools.cache
 def delete_by_key(table: Table) -> Any:
     """``DELETE … WHERE pool_id = :pool_id AND <key> = :key`` for a projection table."""
-    key = table.c[key_and_json(table)[0]]
-    return table.delete().where(table.c.pool_id == bindparam("pool_id"), key == bindparam("key"))
+    return table.delete().where(
+        table.c.pool_id == bindparam("pool_id"), _key_column(table) == bindparam("key")
+    )
 
 
 @functools.cache
