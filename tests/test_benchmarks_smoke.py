@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import async_store, profiling, snapshots
+from benchmarks import async_store, peers, profiling, snapshots
 from benchmarks.__main__ import main
 from benchmarks.databases import postgresql_problem, sqlite_database
 from benchmarks.embedding import BATCH, measure
@@ -136,3 +136,20 @@ def test_snapshot_benchmark_measures_both_ways() -> None:
             assert row["snapshot µs/message"] > 0
             assert row["snapshot_json µs/message"] > 0
             assert row["snapshot peak / JSON"] > row["snapshot_json peak / JSON"] > 0
+
+
+def test_peer_benchmark_measures_ours_and_the_raw_driver() -> None:
+    """The peers themselves are optional (the ``bench`` extra); ours and the raw driver are
+    always measured, and every peer that is installed is measured too."""
+    problem = postgresql_problem()
+    if problem is not None and os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL unreachable: {problem}")
+    results = peers.run(appends=5, rounds=1)
+    installed = peers.missing("eventsourcing") is None
+    for rates in results.values():
+        assert rates["ours"] > 0
+        assert rates["ours (async)"] > 0
+        assert any(name.startswith("raw") for name in rates)
+        assert ("eventsourcing" in rates) == installed
+        if installed:
+            assert any(name.startswith("ours / ") for name in peers.ratios(rates))
