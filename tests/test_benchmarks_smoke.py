@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import async_store, peers, profiling, snapshots
+from benchmarks import async_store, cpu, peers, profiling, snapshots
 from benchmarks.__main__ import main
 from benchmarks.databases import postgresql_problem, sqlite_database
 from benchmarks.embedding import BATCH, measure
@@ -153,3 +153,16 @@ def test_peer_benchmark_measures_ours_and_the_raw_driver() -> None:
         assert ("eventsourcing" in rates) == installed
         if installed:
             assert any(name.startswith("ours / ") for name in peers.ratios(rates))
+
+
+def test_cpu_benchmark_measures_every_operation() -> None:
+    problem = postgresql_problem()
+    if problem is not None and os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL unreachable: {problem}")
+    results = cpu.run(calls=20, rounds=1)
+    assert {"SQLite", "SQLite, synchronous=OFF"} <= set(results)
+    for by_operation in results.values():
+        assert {"record_message", "join_member", "message_receipt"} <= set(by_operation)
+        for figures in by_operation.values():
+            assert figures["wall"] > 0
+            assert figures["user"] + figures["system"] > 0
