@@ -28,7 +28,6 @@ import asyncio
 import gc
 import inspect
 import statistics
-import tempfile
 import threading
 import time
 import uuid
@@ -52,9 +51,8 @@ from benchmarks import payloads, raw_driver
 from benchmarks.databases import (
     PG_ADMIN_URL,
     bulk_insert,
-    postgresql_database,
+    on_each_dialect,
     postgresql_problem,
-    sqlite_database,
 )
 from benchmarks.machine import describe
 
@@ -361,16 +359,7 @@ async def measure(url: URL, sizes: Sizes, freeze_gc: bool = False) -> dict[str, 
 
 def run(sizes: Sizes, *, freeze_gc: bool = False) -> dict[str, dict[str, Any]]:
     """Measure SQLite, and PostgreSQL when its server is reachable."""
-    results: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory() as folder:
-        results["SQLite"] = asyncio.run(measure(sqlite_database(Path(folder)), sizes, freeze_gc))
-    problem = postgresql_problem()
-    if problem is None:
-        with postgresql_database() as url:
-            results["PostgreSQL"] = asyncio.run(measure(url, sizes, freeze_gc))
-    else:
-        print(f"PostgreSQL skipped: {problem}")
-    return results
+    return on_each_dialect(lambda url: asyncio.run(measure(url, sizes, freeze_gc)))
 
 
 TARGETS = {

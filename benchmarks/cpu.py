@@ -37,7 +37,10 @@ from agent_pool_store import (
 )
 from benchmarks import payloads, raw_driver
 from benchmarks.cpu_split import backend_cpu_seconds, database_backends
-from benchmarks.databases import postgresql_database, postgresql_problem, sqlite_database
+from benchmarks.databases import (
+    on_each_dialect,
+    sqlite_database,
+)
 
 
 @dataclass(frozen=True)
@@ -126,20 +129,14 @@ def measure(url: URL, calls: int, rounds: int, **options: Any) -> dict[str, dict
 
 
 def run(calls: int, rounds: int) -> dict[str, dict[str, dict[str, float]]]:
-    """SQLite, and PostgreSQL when its server is reachable."""
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    """SQLite, SQLite with ``synchronous=OFF``, and PostgreSQL when its server is reachable."""
+    results = on_each_dialect(lambda url: measure(url, calls, rounds))
     with tempfile.TemporaryDirectory() as folder:
-        url = sqlite_database(Path(folder))
-        results["SQLite"] = measure(url, calls, rounds)
         # no fsync: on a VM, the process's own user CPU grows after every wait for the disk
         # (its caches go cold), which this leaves out
-        results["SQLite, synchronous=OFF"] = measure(url, calls, rounds, sqlite_synchronous="OFF")
-    problem = postgresql_problem()
-    if problem is None:
-        with postgresql_database() as url:
-            results["PostgreSQL"] = measure(url, calls, rounds)
-    else:
-        print(f"PostgreSQL skipped: {problem}")
+        results["SQLite, synchronous=OFF"] = measure(
+            sqlite_database(Path(folder)), calls, rounds, sqlite_synchronous="OFF"
+        )
     return results
 
 

@@ -4,10 +4,12 @@ database created for the run (migrated to head, dropped afterwards), plus bulk l
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import column, create_engine, table, text
 from sqlalchemy.engine import URL, make_url
@@ -66,6 +68,27 @@ def postgresql_database(admin_url: str = PG_ADMIN_URL) -> Iterator[URL]:
                 connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+T = TypeVar("T")
+
+
+def on_each_dialect(measure: Callable[[URL], T]) -> dict[str, T]:
+    """``measure(url)`` on a fresh SQLite file, then on a fresh PostgreSQL database.
+
+    Keyed ``SQLite`` and ``PostgreSQL``; PostgreSQL is left out, with a line saying why,
+    when its server cannot be reached.
+    """
+    results: dict[str, T] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        results["SQLite"] = measure(sqlite_database(Path(folder)))
+    problem = postgresql_problem()
+    if problem is None:
+        with postgresql_database() as url:
+            results["PostgreSQL"] = measure(url)
+    else:
+        print(f"PostgreSQL skipped: {problem}")
+    return results
 
 
 def bulk_insert(url: URL, rows: Sequence[tuple[str, int, str, str]]) -> None:

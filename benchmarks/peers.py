@@ -28,13 +28,11 @@ import importlib.util
 import inspect
 import sqlite3
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -43,7 +41,9 @@ from sqlalchemy.engine import URL
 from agent_pool_store import AgentPoolStoreConfig, open_async_store, open_store
 from benchmarks import payloads, raw_driver
 from benchmarks.async_store import async_url
-from benchmarks.databases import postgresql_database, postgresql_problem, sqlite_database
+from benchmarks.databases import (
+    on_each_dialect,
+)
 
 RECORD = payloads.small_message("peer")[0].model_dump_json()
 """The record every contender appends (as text, bytes or a channel value)."""
@@ -274,16 +274,7 @@ def ratios(rates: dict[str, float]) -> dict[str, float]:
 
 def run(appends: int, rounds: int) -> dict[str, dict[str, float]]:
     """SQLite, and PostgreSQL when its server is reachable."""
-    results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as folder:
-        results["SQLite"] = asyncio.run(measure(sqlite_database(Path(folder)), appends, rounds))
-    problem = postgresql_problem()
-    if problem is None:
-        with postgresql_database() as url:
-            results["PostgreSQL"] = asyncio.run(measure(url, appends, rounds))
-    else:
-        print(f"PostgreSQL skipped: {problem}")
-    return results
+    return on_each_dialect(lambda url: asyncio.run(measure(url, appends, rounds)))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,11 +17,9 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
-import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import URL
@@ -30,9 +28,7 @@ from agent_pool_store import SqlAgentPoolStore, open_store
 from benchmarks import payloads
 from benchmarks.databases import (
     bulk_insert,
-    postgresql_database,
-    postgresql_problem,
-    sqlite_database,
+    on_each_dialect,
 )
 
 SIZES = (1_000, 10_000, 50_000)
@@ -102,16 +98,7 @@ def measure_dialect(url: URL, sizes: tuple[int, ...], rounds: int) -> list[dict[
 
 def run(sizes: tuple[int, ...], rounds: int) -> dict[str, list[dict[str, Any]]]:
     """SQLite, and PostgreSQL when its server is reachable."""
-    results: dict[str, list[dict[str, Any]]] = {}
-    with tempfile.TemporaryDirectory() as folder:
-        results["SQLite"] = measure_dialect(sqlite_database(Path(folder)), sizes, rounds)
-    problem = postgresql_problem()
-    if problem is None:
-        with postgresql_database() as url:
-            results["PostgreSQL"] = measure_dialect(url, sizes, rounds)
-    else:
-        print(f"PostgreSQL skipped: {problem}")
-    return results
+    return on_each_dialect(lambda url: measure_dialect(url, sizes, rounds))
 
 
 def main(argv: list[str] | None = None) -> None:
