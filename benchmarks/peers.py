@@ -64,7 +64,14 @@ class Contender:
 
 def missing(*modules: str) -> str | None:
     """The first of ``modules`` that is not installed, or ``None``."""
-    return next((name for name in modules if importlib.util.find_spec(name) is None), None)
+    return next((name for name in modules if not _installed(name)), None)
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a dotted name whose parent package is not there
+        return False
 
 
 def _libpq(url: URL) -> str:
