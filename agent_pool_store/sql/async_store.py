@@ -71,12 +71,12 @@ class AsyncSqlAgentPoolStore(AsyncStoreFace[SqlAgentPoolStore]):
         owns_engine: bool,
         writer: SqlAgentPoolStore | None = None,
     ) -> None:
-        self._threads: ThreadPoolExecutor | None = None
-        writes_in: tuple[SqlAgentPoolStore, ThreadPoolExecutor] | None = None
-        if writer is not None:
-            self._threads = ThreadPoolExecutor(1, thread_name_prefix="agent-pool-store-writer")
-            writes_in = (writer, self._threads)
-        super().__init__(store, writes_in=writes_in)
+        super().__init__(
+            store,
+            writes_in=None
+            if writer is None
+            else (writer, ThreadPoolExecutor(1, thread_name_prefix="agent-pool-store-writer")),
+        )
         self.engine = engine
         """The asyncio engine (render its URL with ``hide_password=True`` before showing it)."""
         self._owns_engine = owns_engine
@@ -143,8 +143,8 @@ class AsyncSqlAgentPoolStore(AsyncStoreFace[SqlAgentPoolStore]):
         self._store.close()
         if self._writer is not None:
             self._writer.close()  # disposes of its engine
-        if self._threads is not None:
-            self._threads.shutdown(wait=False)  # no write is running: each was awaited
+        if self._writes_in is not None:
+            self._writes_in[1].shutdown(wait=False)  # no write is running: each was awaited
         if self._owns_engine:
             await self.engine.dispose()
 

@@ -248,7 +248,7 @@ class ProjectionRepository:
         return self._parsed(attribute, model, self._rows(attribute))
 
     def _rows(self, attribute: InstrumentedAttribute[str]) -> list[tuple[str, str]]:
-        """Every row of a projection as ``(key, json)``, in key order (code points)."""
+        """Every row of a projection as ``(key, json)``."""
         column = statements.column_of(attribute)
         rows = self.connection.execute(
             statements.keyed_pool_rows(column),
@@ -256,7 +256,7 @@ class ProjectionRepository:
             # on the event loop, fetched a batch per await, not all in one
             execution_options={} if others_may_run() is None else {"yield_per": ROWS_PER_FETCH},
         )
-        return sorted((key, json) for key, json in rows)
+        return [(key, json) for key, json in rows]
 
     def _parsed(
         self, attribute: InstrumentedAttribute[str], model: type[M], rows: list[tuple[str, str]]
@@ -287,11 +287,11 @@ class ProjectionRepository:
             ("messages", MessageRow.stored_json, AgentPoolStoredMessage),
             ("wakes", WakeRow.stored_json, AgentPoolStoredWake),
         ):
-            rows = self._rows(attribute)
+            rows = sorted(self._rows(attribute))  # the snapshot's order (code points)
             for _ in self._parsed(attribute, model, rows):
                 pass
             fragments[name] = [json for _, json in rows]
-        rows = self._rows(MemberRow.member_json)
+        rows = sorted(self._rows(MemberRow.member_json))
         parsed = self._parsed(MemberRow.member_json, AgentPoolMember, rows)
         members = list(zip(parsed, (json for _, json in rows), strict=True))
         return snapshot_json(

@@ -219,12 +219,6 @@ def keyed_pool_rows(json_column: Column[str]) -> Any:
 
 
 @functools.cache
-def pool_rows(json_column: Column[str]) -> Any:
-    """``SELECT json_column WHERE pool_id = :pool_id`` for a projection table."""
-    return select(json_column).where(json_column.table.c.pool_id == bindparam("pool_id"))
-
-
-@functools.cache
 def pool_update(columns: tuple[str, ...]) -> Any:
     """``UPDATE agent_pool_store_pools SET <columns> WHERE pool_id = :pool_id_key``."""
     return (

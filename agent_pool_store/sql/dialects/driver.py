@@ -25,10 +25,11 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, exc
+from sqlalchemy import Column, Connection, Engine, exc
 from sqlalchemy.engine import Dialect
 
 from agent_pool_store.asyncio_bridge import wait_for
+from agent_pool_store.sql import statements
 
 T = TypeVar("T")
 
@@ -228,3 +229,30 @@ def fetch_one(
         autocommit=autocommit,
     )
     return row
+
+
+def look_up(
+    engine: Engine,
+    pool_id: str,
+    readable_config: str,
+    json_column: Column[str],
+    key: str,
+    *,
+    autocommit: bool,
+) -> tuple[str | None] | None:
+    """A look-up by key as one statement outside a transaction, on the driver connection.
+
+    The statement (:func:`~agent_pool_store.sql.statements.lookup_statement`) reads the row
+    with the pool's row: ``(json,)`` or ``(None,)`` (no such key) if the pool is current
+    with ``readable_config``; ``None`` if it is not, or on any driver error, and a read unit
+    of work answers instead (it checks the pool, catches up or reports). ``autocommit``:
+    the connection's mode for it (psycopg; ``sqlite3`` connections are always in it).
+    """
+    parameters = {"pool_id": pool_id, "key": key, "readable_config": readable_config}
+    statement = statements.lookup_statement(statements.row_by_key(json_column))
+    try:
+        with engine.connect() as connection:
+            row = fetch_one(connection, statement, parameters, autocommit=autocommit)
+    except exc.DBAPIError:
+        return None
+    return None if row is None else (row[0],)

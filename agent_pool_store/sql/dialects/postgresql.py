@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -45,7 +45,7 @@ from agent_pool_store.domain import AgentPoolStoreRecordPayload, apply_payload
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.follow_loop import Waiter
 from agent_pool_store.sql import statements
-from agent_pool_store.sql.dialects.driver import fetch_one
+from agent_pool_store.sql.dialects.driver import fetch_one, look_up
 from agent_pool_store.sql.dialects.postgresql_statements import (
     append_statement,
     write_batch_statement,
@@ -308,13 +308,6 @@ class PostgresqlDialect:
                 raise self._unknown(what, reason)
             pause(0.02)
 
-    def _one_statement(
-        self, engine: Engine, statement: Any, parameters: Mapping[str, Any]
-    ) -> tuple[Any, ...] | None:
-        """The first row of one autocommit statement, run on the driver: one round trip."""
-        with engine.connect() as connection:
-            return fetch_one(connection, statement, parameters, autocommit=True)
-
     def try_append(
         self,
         engine: Engine,
@@ -373,23 +366,13 @@ class PostgresqlDialect:
         json_column: Column[str],
         key: str,
     ) -> tuple[str | None] | None:
-        """The look-up as one autocommit statement (one round trip).
+        """The look-up as one autocommit statement (:func:`.driver.look_up`).
 
-        The statement (:func:`~agent_pool_store.sql.statements.lookup_statement`) reads the row with
-        the pool's row and answers only if the pool is current with ``readable_config``;
-        otherwise, or on any error, the look-up runs as a read unit of work (four round
-        trips), which checks the pool, catches up or reports.
+        One round trip, against a read unit of work's four.
         """
         if self.shared_engine or not self.settings.postgresql_one_statement:
             return None
-        parameters = {"pool_id": pool_id, "key": key, "readable_config": readable_config}
-        try:
-            row = self._one_statement(
-                engine, statements.lookup_statement(statements.row_by_key(json_column)), parameters
-            )
-        except exc.DBAPIError:
-            return None
-        return None if row is None else (row[0],)
+        return look_up(engine, pool_id, readable_config, json_column, key, autocommit=True)
 
     def open_waiter(self, engine: Engine, pool_id: str, poll_interval: float) -> Waiter:
         """Listens on a connection of its own, made by ``engine`` (the records' NOTIFY)."""

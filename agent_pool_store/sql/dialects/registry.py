@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import weakref
-from typing import Any
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL
@@ -33,16 +32,13 @@ def _unsupported(url: URL) -> AgentError:
     )
 
 
-def engine_for_url(url: URL, settings: EngineSettings, **overrides: Any) -> Engine:
-    """A new engine for a supported URL, with its dialect's connect arguments.
-
-    ``overrides`` are more ``create_engine`` arguments (pool sizes), which win.
-    """
+def engine_for_url(url: URL, settings: EngineSettings) -> Engine:
+    """A new engine for a supported URL, with its dialect's connect arguments."""
     dialect = _DIALECTS.get(url.get_backend_name())
     if dialect is None:
         raise _unsupported(url)
     url, arguments = dialect.engine_arguments(url, settings)
-    engine = create_engine(url, **{**arguments, **overrides})
+    engine = create_engine(url, **arguments)
     _BUILT[engine] = settings.schema
     return engine
 
