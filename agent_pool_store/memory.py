@@ -118,6 +118,9 @@ class _MemoryRunner:
     def look_up(self, pool_id: str, lookup: Lookup, key: str, work: Callable[[PoolUnit], T]) -> T:
         return self.run(pool_id, write=False, work=work)
 
+    def next_event_sequence(self, pool_id: str, work: Callable[[PoolUnit], int]) -> int:
+        return self.run(pool_id, write=True, work=work)
+
     def open_waiter(self, pool_id: str, poll_interval: float) -> Waiter:
         backing = self.backing
         if on_event_loop():  # the asyncio face: poll with asyncio.sleep, never block the loop

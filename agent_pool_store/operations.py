@@ -155,6 +155,14 @@ class PoolRunner(Protocol):
         """
         ...
 
+    def next_event_sequence(self, pool_id: str, work: Callable[[PoolUnit], int]) -> int:
+        """Advance the pool's event counter by the shortest path.
+
+        Otherwise ``work`` runs in a write unit of work, which checks the pool; the whole
+        call keeps to one bound on waiting.
+        """
+        ...
+
     def open_waiter(self, pool_id: str, poll_interval: float) -> Waiter:
         """What tells a follower of the pool that new records may have committed."""
         ...
@@ -363,7 +371,7 @@ class PoolStoreOperations(Generic[R]):
             return unit.next_event_sequence()
 
         with about_pool(pool_id):
-            return self._runner.run(pool_id, write=True, work=work)
+            return self._runner.next_event_sequence(pool_id, work)
 
     def follow(
         self,

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from agent_pool_store import (
+    AgentError,
     AgentPoolMember,
     AgentPoolStoreConfig,
     MemberJoined,
     PoolCreated,
     PoolOpened,
+    RetryClassification,
     open_store,
 )
 from tests.databases import sqlite_url
@@ -47,3 +51,32 @@ def test_a_log_starting_with_pool_created_exports_and_imports(
         assert [m.run_id for m in snapshot.members] == ["run.a"]
         assert target.verify().ok
         assert snapshot == source.snapshot(POOL)
+
+
+def test_export_parses_only_records_the_store_has_not_applied(database: Database) -> None:
+    """An applied record is exported as stored, unparsed; an unapplied one is parsed.
+
+    A record at or below the pool's watermark was read (or written from a valid model) when
+    the store applied it, so export copies it as stored: a payload damaged in place after
+    that is exported as it is, and ``verify`` (which reads every payload) names it. A
+    foreign writer's record the store has not applied yet is parsed, and a bad one refused.
+    """
+    store = database.open()
+    store.open_pool(POOL, AgentPoolStoreConfig())
+    store.join_member(POOL, AgentPoolMember(run_id="run.a", agent_id="agent.a"))
+    raw = database.raw()
+    raw.execute(
+        "UPDATE agent_pool_records SET payload_json = ? WHERE pool_id = ? AND seq = 2",
+        ('{"type":"member_joined"}', POOL),
+    )
+    lines = list(store.export_records(POOL))
+    assert lines[1] == f'{{"pool_id":"{POOL}","seq":2,"payload":{{"type":"member_joined"}}}}'
+    report = store.verify(POOL)
+    assert not report.ok
+    assert "seq 2" in str(report)
+
+    raw.append_record(POOL, "member_joined", '{"type":"member_joined"}')  # seq 3, unapplied
+    with pytest.raises(AgentError) as caught:
+        list(store.export_records(POOL))
+    assert caught.value.retry is RetryClassification.REPAIR_NEEDED
+    assert "record seq 3 cannot be read" in str(caught.value)

@@ -94,6 +94,10 @@ class BoundRunner(SqlRunner):
         """Always a unit of work, which sees what the host's transaction wrote."""
         return self.run(pool_id, write=False, work=work)
 
+    def next_event_sequence(self, pool_id: str, work: Callable[[PoolUnit], int]) -> int:
+        """Always a unit of work: the number commits, or not, with the host's transaction."""
+        return self.run(pool_id, write=True, work=work)
+
     def open_waiter(self, pool_id: str, poll_interval: float) -> Waiter:
         """Refused: a follower waits for other transactions' commits on its own connection."""
         raise AgentError(

@@ -26,6 +26,7 @@ from agent_pool_store.domain import (
 from agent_pool_store.domain.snapshot_json import snapshot_json
 from agent_pool_store.errors import AgentError
 from agent_pool_store.sql import statements
+from agent_pool_store.sql.dialects.driver import fetch_all
 from agent_pool_store.sql.dialects.protocol import SqlDialect
 from agent_pool_store.sql.parsing import parse_projection
 from agent_pool_store.sql.pool_head import PoolHead
@@ -64,7 +65,7 @@ class RecordRepository:
         """
         parameters = {"pool_id": pool_id, "after": seq, "limit": limit}
         try:
-            rows = self.connection.execute(statements.ROWS_AFTER, parameters).all()
+            rows = fetch_all(self.connection, statements.ROWS_AFTER, parameters)
         except exc.OperationalError as error:
             if "decode" not in str(error.orig).lower():
                 raise
@@ -74,7 +75,7 @@ class RecordRepository:
             raise AgentError.unreadable_record(
                 pool_id, bad, "its payload_json is not valid UTF-8"
             ) from None
-        return cast("list[tuple[int, str]]", rows)  # a Row is a tuple
+        return cast("list[tuple[int, str]]", rows)
 
     def rows_decoded_here(
         self, pool_id: str, seq: object, limit: int

@@ -231,6 +231,23 @@ class SqlRunner:
             return cast("T", found[0])
         return self.run(pool_id, write=False, work=work, deadline=deadline)
 
+    def next_event_sequence(self, pool_id: str, work: Callable[[PoolUnit], int]) -> int:
+        """The dialect's one-statement counter, else ``work`` in a write unit.
+
+        Both within one deadline.
+        """
+        self._check_open()
+        deadline = time.monotonic() + self.settings.lock_timeout
+        readable_config = self.configs.readable(pool_id)
+        if readable_config is not None:
+            try:
+                value = self.dialect.try_next_event_sequence(self.engine, pool_id, readable_config)
+            except exc.SQLAlchemyError as error:  # e.g. no pooled connection became free
+                raise translate(error, self._what()) from driver_cause(error, self.engine.url)
+            if value is not None:
+                return value
+        return self.run(pool_id, write=True, work=work, deadline=deadline)
+
     def try_append(
         self, pool_id: str, payload: AgentPoolStoreRecordPayload, payload_json: str
     ) -> AgentPoolStoreCursor | None:

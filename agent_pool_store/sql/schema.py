@@ -9,6 +9,7 @@ Projection rows hold wire JSON and the sequence of the record that last wrote th
 
 from __future__ import annotations
 
+import functools
 from typing import cast
 
 from sqlalchemy import BigInteger, Boolean, Integer, MetaData, Table, Text, false, text
@@ -139,6 +140,7 @@ def table_of(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
+@functools.cache
 def key_and_json(table: Table) -> tuple[str, str]:
     """The key and JSON column names of a projection table."""
     key, json = (c.name for c in table.columns if c.name not in ("pool_id", "seq"))

@@ -28,7 +28,9 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    exists,
     func,
+    literal,
     or_,
     select,
 )
@@ -37,6 +39,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from agent_pool_store.domain import AgentPoolStoredWake, MessageReceipt, WakeRegistration
 from agent_pool_store.sql.schema import (
+    EventSequenceRow,
     MessageReceiptRow,
     PoolRow,
     RecordRow,
@@ -45,6 +48,7 @@ from agent_pool_store.sql.schema import (
     key_and_json,
     table_of,
 )
+from agent_pool_store.sql.upsert import InsertConstruct
 
 POOLS = table_of(PoolRow)
 RECORDS = table_of(RecordRow)
@@ -209,6 +213,25 @@ def lookup_statement(row_by_key: Any) -> Any:
     return select(row_by_key.scalar_subquery()).where(
         *current_with_config(bindparam("pool_id", type_=Text))
     )
+
+
+@functools.cache
+def count_up_statement(insert: InsertConstruct) -> Any:
+    """The pool's event counter advanced by one, in one statement outside a transaction.
+
+    It returns the new value (1 first) only if the pool is current with
+    ``:readable_config`` (:func:`current_with_config`: opened, with a config the store has
+    parsed); otherwise no row, and a unit of work answers (which catches up or reports).
+    """
+    table = table_of(EventSequenceRow)
+    pool_id = bindparam("pool_id", type_=Text)
+    opened = exists(select(POOLS.c.pool_id).where(*current_with_config(pool_id)))
+    statement = insert(table).from_select(
+        ["pool_id", "seq"], select(pool_id, literal(1)).where(opened)
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["pool_id"], set_={"seq": table.c.seq + 1}
+    ).returning(table.c.seq)
 
 
 @functools.cache

@@ -50,17 +50,12 @@ Progress = Callable[[str, int, int | None], None]
 projections); ``total`` is ``None`` when unknown."""
 
 
-def export_line(pool_id: str, seq: int, payload_json: str) -> str:
-    """One line of the export format (without its newline); ``payload_json`` kept as is."""
-    return (
-        '{"pool_id":'
-        + json.dumps(pool_id, ensure_ascii=False)
-        + ',"seq":'
-        + str(seq)
-        + ',"payload":'
-        + payload_json
-        + "}"
-    )
+def export_prefix(pool_id: str) -> str:
+    """The start of each of a pool's export lines, up to its ``seq``.
+
+    A line is this prefix, ``seq``, ``,"payload":``, the payload as stored, and ``}``.
+    """
+    return '{"pool_id":' + json.dumps(pool_id, ensure_ascii=False) + ',"seq":'
 
 
 def _rows_after(uow: SqlUnitOfWork, pool_id: str, after: int) -> Sequence[tuple[int, str]]:
@@ -71,6 +66,11 @@ def _event_seq(uow: SqlUnitOfWork, pool_id: str) -> int:
     return uow.event_sequences.current(pool_id)
 
 
+def _applied(uow: SqlUnitOfWork, pool_id: str) -> int:
+    head = uow.pools.head(pool_id, lock=False)
+    return 0 if head is None else head.projected_seq
+
+
 def _below_one(uow: SqlUnitOfWork, pool_id: str) -> list[object]:
     return uow.records.below_one(pool_id)
 
@@ -79,10 +79,15 @@ def export_records(runner: SqlRunner, pools: Iterable[str]) -> Iterator[str]:
     """The records of ``pools``, in the order given, as export lines without newline.
 
     Each pool's records come in sequence order, read in batches of
-    :data:`EXPORT_BATCH`. Every payload is checked before it is written out, so an export
-    always imports: an unreadable record raises AgentError RepairNeeded naming the pool and
-    sequence. Lines are produced lazily; records appended during the export may or may not
-    be included, and none is skipped or repeated within a pool.
+    :data:`EXPORT_BATCH`. Every row is checked before it is written out, so an export
+    always imports: a row that is not a record (a ``seq`` that is not an integer from 1, a
+    gap, a payload that is not text or holds a line break) raises AgentError RepairNeeded
+    naming the pool and sequence. A payload the store has applied to the pool's projections
+    (at or below the pool's watermark) was read then, or written by the store from a valid
+    model, and is not parsed again; one after the watermark (a foreign writer's, not caught
+    up yet) is parsed. ``verify`` reads every payload again. Lines are produced lazily;
+    records appended during the export may or may not be included, and none is skipped or
+    repeated within a pool.
     """
     for pool in pools:
         try:
@@ -96,6 +101,8 @@ def export_records(runner: SqlRunner, pools: Iterable[str]) -> Iterator[str]:
         below = runner.read(functools.partial(_below_one, pool_id=pool))
         if below:
             raise AgentError.unreadable_record(pool, below[0], "sequences start at 1")
+        applied = runner.read(functools.partial(_applied, pool_id=pool))
+        prefix = export_prefix(pool)
         after = 0
         while True:
             rows = runner.read(functools.partial(_rows_after, pool_id=pool, after=after))
@@ -109,7 +116,8 @@ def export_records(runner: SqlRunner, pools: Iterable[str]) -> Iterator[str]:
                         "are missing, so the pool cannot be exported",
                     )
                 after = seq
-                parse_payload(pool, seq, payload_json)
+                if seq > applied:
+                    parse_payload(pool, seq, payload_json)
                 if "\n" in payload_json or "\r" in payload_json:
                     raise AgentError(
                         AgentErrorKind.INVALID_STATE_TRANSITION,
@@ -117,7 +125,7 @@ def export_records(runner: SqlRunner, pools: Iterable[str]) -> Iterator[str]:
                         f"agent pool {pool!r} record seq {seq} cannot be exported on one line: "
                         "its stored payload_json contains a line break",
                     )
-                yield export_line(pool, seq, payload_json)
+                yield f'{prefix}{seq},"payload":{payload_json}}}'
             if len(rows) < EXPORT_BATCH:
                 break
         event_seq = runner.read(functools.partial(_event_seq, pool_id=pool))

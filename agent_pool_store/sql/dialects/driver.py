@@ -21,9 +21,10 @@ errors from ``Connection.execute``. Look-ups and snapshot reads go through
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Column, Connection, Engine, exc
 from sqlalchemy.engine import Dialect
@@ -49,16 +50,29 @@ class DriverStatement:
     """The bind processors of the binds' types (e.g. JSON serialisation), as SQLAlchemy
     would apply them."""
 
-    def _value(self, row: Mapping[str, Any], name: str) -> Any:
-        value = row[name] if name in row else self.defaults[name]
-        processor = self.processors.get(name)
-        return value if processor is None else processor(value)
+    _pick: Callable[[Mapping[str, Any]], Any] | None = field(init=False, repr=False, compare=False)
+    """``operator.itemgetter`` of :attr:`names` (a tuple of values for two or more)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_pick", operator.itemgetter(*self.names) if self.names else None)
 
     def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         """``row`` as the driver takes it (KeyError if a required bind is missing)."""
-        if self.positional:
-            return tuple(self._value(row, name) for name in self.names)
-        return {name: self._value(row, name) for name in self.names}
+        if self.defaults:
+            row = {**self.defaults, **row}
+        values: tuple[Any, ...]
+        if self._pick is None:
+            values = ()
+        elif len(self.names) == 1:
+            values = (self._pick(row),)
+        else:
+            values = self._pick(row)
+        if self.processors:
+            values = tuple(
+                value if (processor := self.processors.get(name)) is None else processor(value)
+                for name, value in zip(self.names, values, strict=True)
+            )
+        return values if self.positional else dict(zip(self.names, values, strict=True))
 
 
 @functools.cache
@@ -122,10 +136,10 @@ def _run(
     connection: Connection,
     steps: Sequence[Step],
     *,
-    fetch: bool = False,
+    fetch: Literal["one", "all"] | None = None,
     autocommit: bool = False,
 ) -> Any:
-    """Run statements in order on one driver cursor; the last one's first row if ``fetch``.
+    """Run statements in order on one driver cursor; the last one's rows as ``fetch`` says.
 
     ``autocommit`` (psycopg): each statement is its own transaction, with no ``BEGIN`` and
     ``COMMIT`` round trips; the connection (not in a transaction) is put back in
@@ -151,8 +165,15 @@ def _run(
                     cursor.executemany(sql, parameters)
                 else:
                     cursor.execute(sql, parameters)
+            fetched = (
+                None
+                if fetch is None
+                else cursor.fetchone()
+                if fetch == "one"
+                else cursor.fetchall()
+            )
             failed.clear()
-            return cursor.fetchone() if fetch else None
+            return fetched
         finally:
             if autocommit:
                 driver.autocommit = False
@@ -169,8 +190,15 @@ def _run(
                         await cursor.executemany(sql, parameters)
                     else:
                         await cursor.execute(sql, parameters)
+                fetched = (
+                    None
+                    if fetch is None
+                    else await cursor.fetchone()
+                    if fetch == "one"
+                    else await cursor.fetchall()
+                )
                 failed.clear()
-                return await cursor.fetchone() if fetch else None
+                return fetched
         finally:
             if autocommit:
                 await driver.set_autocommit(False)
@@ -225,10 +253,36 @@ def fetch_one(
     row: tuple[Any, ...] | None = _run(
         connection,
         [(prepared.sql, prepared.parameters(parameters), False)],
-        fetch=True,
+        fetch="one",
         autocommit=autocommit,
     )
     return row
+
+
+def fetch_all(
+    connection: Connection, statement: Any, parameters: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """Every row ``statement`` returns, as the driver gives them, in the current transaction.
+
+    No SQLAlchemy ``Row`` is made per row: for reads of many rows (a log's records).
+    """
+    prepared = driver_statement(statement, connection.dialect)
+    rows: list[tuple[Any, ...]] = _run(
+        connection, [(prepared.sql, prepared.parameters(parameters), False)], fetch="all"
+    )
+    return rows
+
+
+def fetch_alone(
+    engine: Engine, statement: Any, parameters: Mapping[str, Any], *, autocommit: bool
+) -> tuple[Any, ...] | None:
+    """The first row of ``statement``, run as one statement outside a transaction.
+
+    On a pooled connection's driver connection (see :func:`fetch_one`); ``sqlite3``
+    connections are in autocommit mode outside a unit's ``BEGIN``.
+    """
+    with engine.connect() as connection:
+        return fetch_one(connection, statement, parameters, autocommit=autocommit)
 
 
 def look_up(
@@ -240,7 +294,7 @@ def look_up(
     *,
     autocommit: bool,
 ) -> tuple[str | None] | None:
-    """A look-up by key as one statement outside a transaction, on the driver connection.
+    """A look-up by key as one statement outside a transaction (:func:`fetch_alone`).
 
     The statement (:func:`~agent_pool_store.sql.statements.lookup_statement`) reads the row
     with the pool's row: ``(json,)`` or ``(None,)`` (no such key) if the pool is current
@@ -251,8 +305,7 @@ def look_up(
     parameters = {"pool_id": pool_id, "key": key, "readable_config": readable_config}
     statement = statements.lookup_statement(statements.row_by_key(json_column))
     try:
-        with engine.connect() as connection:
-            row = fetch_one(connection, statement, parameters, autocommit=autocommit)
+        row = fetch_alone(engine, statement, parameters, autocommit=autocommit)
     except exc.DBAPIError:
         return None
     return None if row is None else (row[0],)

@@ -358,6 +358,18 @@ class PostgresqlDialect:
             return None if seq is None else int(seq)  # None: it did not land; a unit appends
         return None if row is None else int(row[0])
 
+    def try_next_event_sequence(
+        self, engine: Engine, pool_id: str, readable_config: str
+    ) -> int | None:
+        """Never: the counter advances in a unit of work, whose lost ``COMMIT`` is settled.
+
+        An autocommit statement would save round trips, but the reply to it could be lost
+        with no way to tell whether it took a number: the counter's row is the reference's
+        (``agent_pool_event_seq``) and carries no token to look for. Running it again could
+        skip a number, and numbers are handed out without gaps.
+        """
+        return None
+
     def try_look_up(
         self,
         engine: Engine,

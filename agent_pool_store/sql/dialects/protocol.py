@@ -141,6 +141,16 @@ class SqlDialect(Protocol):
         """
         ...
 
+    def try_next_event_sequence(
+        self, engine: Engine, pool_id: str, readable_config: str
+    ) -> int | None:
+        """Advance the pool's event counter without a unit of work if the pool is current.
+
+        The new value, or ``None`` to leave it to a unit of work. A lock wait that ran out
+        raises AgentError Timeout (the unit would wait again).
+        """
+        ...
+
     def open_waiter(self, engine: Engine, pool_id: str, poll_interval: float) -> Waiter:
         """What tells a follower of the pool that new records may have committed."""
         ...

@@ -30,12 +30,13 @@ from agent_pool_store.sql import statements
 from agent_pool_store.sql.dialects.driver import (
     execute_sql,
     execute_steps,
+    fetch_alone,
     fetch_one,
     look_up,
     many_step,
 )
 from agent_pool_store.sql.dialects.sqlite_waiter import SqliteWaiter
-from agent_pool_store.sql.errors import driver_cause, is_busy
+from agent_pool_store.sql.errors import driver_cause, is_busy, timeout_error
 from agent_pool_store.sql.pool_head import PoolHead
 from agent_pool_store.sql.projection_batch import ProjectionBatch
 from agent_pool_store.sql.schema import key_and_json
@@ -304,6 +305,28 @@ class SqliteDialect:
         unit's eight.
         """
         return look_up(engine, pool_id, readable_config, json_column, key, autocommit=False)
+
+    def try_next_event_sequence(
+        self, engine: Engine, pool_id: str, readable_config: str
+    ) -> int | None:
+        """The counter advanced by one statement (:func:`.statements.count_up_statement`).
+
+        Outside ``BEGIN``, ``sqlite3`` runs it as its own transaction, which waits for the
+        write lock up to the busy timeout: a wait that ran out is Timeout; any other error
+        leaves the call to a unit of work.
+        """
+        parameters = {"pool_id": pool_id, "readable_config": readable_config}
+        try:
+            row = fetch_alone(
+                engine, statements.count_up_statement(self.insert), parameters, autocommit=False
+            )
+        except exc.DBAPIError as error:
+            if is_busy(error):
+                raise timeout_error(
+                    f"{self.name} agent pool store", self.settings.lock_timeout
+                ) from driver_cause(error, engine.url)
+            return None
+        return None if row is None else int(row[0])
 
     def open_waiter(self, engine: Engine, pool_id: str, poll_interval: float) -> Waiter:
         """Polls ``PRAGMA data_version`` on a connection of its own."""
