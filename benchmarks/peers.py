@@ -12,7 +12,11 @@ the same database (SQLite: WAL, ``synchronous=FULL``; PostgreSQL: the test serve
   value (``SqliteSaver``, ``PostgresSaver``; ``aput`` of ``AsyncSqliteSaver``,
   ``AsyncPostgresSaver``);
 - **raw driver**: ``INSERT`` and ``COMMIT`` with ``sqlite3`` / psycopg, no library (the
-  ceiling, not a peer).
+  ceiling of a store that writes one row per record, not a peer);
+- **raw driver, our statements**: the statements of our append, as the store compiles them,
+  on the raw driver with every parameter built before the timing
+  (:mod:`benchmarks.raw_statements`): the ceiling of our design. Ours against it is the
+  library's cost; it against the one-row raw driver is the design's.
 
 The peers come with the ``bench`` extra (``pip install -e '.[bench]'``); a peer that is not
 installed is left out with a line saying so. Those peers write one row (LangGraph's
@@ -40,6 +44,7 @@ from sqlalchemy.engine import URL
 
 from agent_pool_store import AgentPoolStoreConfig, open_async_store, open_store
 from benchmarks import payloads, raw_driver
+from benchmarks.raw_statements import our_statements
 from benchmarks.async_store import async_url
 from benchmarks.databases import (
     on_each_dialect,
@@ -109,18 +114,21 @@ async def ours(url: URL, stack: AsyncExitStack) -> list[Contender]:
     ]
 
 
-def raw(url: URL, stack: AsyncExitStack) -> list[Contender]:
-    """The raw driver: one row per transaction, no library."""
+def raw(url: URL, stack: AsyncExitStack, appends: int) -> list[Contender]:
+    """The raw driver: one row per transaction, and our append's statements (``appends``)."""
     connection = raw_driver.connect(url)
     stack.callback(connection.close)
     sequence = iter(range(1, 10**9))
     name = "raw sqlite3" if url.get_backend_name() == "sqlite" else "raw psycopg"
+    ours_raw, close = our_statements(url, appends)
+    stack.callback(close)
     return [
         Contender(
             name,
             lambda: connection.insert_one("pool.bench.peers.raw", next(sequence), "x", RECORD),
             peer=False,
-        )
+        ),
+        Contender(f"{name}, our statements", ours_raw, peer=False),
     ]
 
 
@@ -237,7 +245,8 @@ async def _rate(append: Append, calls: int) -> float:
 async def measure(url: URL, appends: int, rounds: int) -> dict[str, float]:
     """Median appends/s of every contender installed, in interleaved rounds."""
     async with AsyncExitStack() as stack:
-        contenders = [*await ours(url, stack), *raw(url, stack)]
+        warm_up = 5
+        contenders = [*await ours(url, stack), *raw(url, stack, warm_up + appends * rounds)]
         peers: list[tuple[str, tuple[str, ...], Callable[..., Any]]] = [
             ("eventsourcing", ("eventsourcing",), eventsourcing_recorder),
             (
@@ -254,7 +263,7 @@ async def measure(url: URL, appends: int, rounds: int) -> dict[str, float]:
             made = make(url, stack)
             contenders += await made if isinstance(made, Awaitable) else made
         for contender in contenders:  # warm up: connections, prepared statements, caches
-            await _rate(contender.append, 5)
+            await _rate(contender.append, warm_up)
         rates: dict[str, list[float]] = {contender.name: [] for contender in contenders}
         for _ in range(rounds):
             for contender in contenders:
@@ -263,7 +272,7 @@ async def measure(url: URL, appends: int, rounds: int) -> dict[str, float]:
 
 
 def ratios(rates: dict[str, float]) -> dict[str, float]:
-    """Ours against the faster peer, sync and async."""
+    """Ours against the faster peer (sync and async), and the design's and library's shares."""
     found: dict[str, float] = {}
     for ours_name, suffix in (("ours", ""), ("ours (async)", " (async)")):
         peers = {
@@ -276,6 +285,12 @@ def ratios(rates: dict[str, float]) -> dict[str, float]:
         if peers and ours_name in rates:
             faster = max(peers, key=lambda name: peers[name])
             found[f"{ours_name} / {faster}"] = rates[ours_name] / peers[faster]
+    for raw_name in ("raw sqlite3", "raw psycopg"):
+        statements = f"{raw_name}, our statements"
+        if statements in rates and raw_name in rates:
+            found[f"{statements} / {raw_name} (the design)"] = rates[statements] / rates[raw_name]
+            if "ours" in rates:
+                found[f"ours / {statements} (the library)"] = rates["ours"] / rates[statements]
     return found
 
 
