@@ -25,11 +25,12 @@ class SqlUnitOfWork:
 
     The store's hot paths are Core statements, so the unit of work holds a
     :class:`~sqlalchemy.Connection` rather than an ORM Session (whose identity map and
-    state tracking it would never use). It owns the dialect: its connection gets the
-    dialect's unit options (a SQLite write unit begins with ``BEGIN IMMEDIATE``, taking the
-    write lock; a PostgreSQL read unit runs at REPEATABLE READ, so a snapshot is never torn
-    by a concurrent commit), and its repositories reach the dialect through it. Leaving the
-    block without :meth:`commit` rolls everything back.
+    state tracking it would never use). It owns the dialect, which begins its transaction
+    (``SqlDialect.begin_unit``: a SQLite write unit begins with ``BEGIN IMMEDIATE`` on the
+    driver connection, taking the write lock; a PostgreSQL read unit runs at REPEATABLE READ,
+    so a snapshot is never torn by a concurrent commit), and its repositories reach the
+    dialect through it. Leaving the block without :meth:`commit` rolls everything back
+    (``SqlDialect.end_unit``, then closing the connection).
     """
 
     connection: Connection
@@ -49,11 +50,9 @@ class SqlUnitOfWork:
         """Set from the unit's locked head where the dialect reads it (see :meth:`commit`)."""
 
     def __enter__(self) -> SqlUnitOfWork:
-        options = self.dialect.unit_options(write=self.write, wait_limit=self.wait_limit)
-        self.connection = self._engine.connect().execution_options(**options)
+        self.connection = self._engine.connect()
         try:
-            self.connection.begin()
-            self.dialect.limit_waits(self.connection, self.wait_limit)
+            self.dialect.begin_unit(self.connection, write=self.write, wait_limit=self.wait_limit)
         except BaseException:
             self.connection.close()
             raise
@@ -83,7 +82,10 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.connection.close()  # rolls back whatever was not committed
+        try:
+            self.dialect.end_unit(self.connection)  # rolls back whatever was not committed
+        finally:
+            self.connection.close()
 
 
 class HostUnitOfWork(SqlUnitOfWork):

@@ -185,6 +185,15 @@ class PostgresqlDialect:
         """Reads see one snapshot for all their statements (REPEATABLE READ)."""
         return {} if write else {"isolation_level": "REPEATABLE READ"}
 
+    def begin_unit(self, connection: Connection, *, write: bool, wait_limit: float | None) -> None:
+        """SQLAlchemy's ``BEGIN`` (REPEATABLE READ for a read), then :meth:`limit_waits`."""
+        connection.execution_options(**self.unit_options(write=write))
+        connection.begin()
+        self.limit_waits(connection, wait_limit)
+
+    def end_unit(self, connection: Connection) -> None:
+        """Nothing: closing the connection rolls back SQLAlchemy's transaction."""
+
     def limit_waits(self, connection: Connection, seconds: float | None) -> None:
         """``SET LOCAL lock_timeout`` (and ``search_path``), when it is needed.
 

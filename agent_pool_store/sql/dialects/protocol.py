@@ -52,19 +52,30 @@ class SqlDialect(Protocol):
         ...
 
     def unit_options(self, *, write: bool, wait_limit: float | None = None) -> dict[str, Any]:
-        """Execution options of a unit of work's connection.
+        """Execution options of a connection whose transaction SQLAlchemy begins.
 
         The write lock and isolation, and a shorter wait for locks (``wait_limit`` seconds)
-        where the dialect must set it before ``BEGIN``.
+        where the dialect must set it before ``BEGIN`` (migrations use them; a unit of work
+        begins with :meth:`begin_unit`).
         """
         ...
 
-    def limit_waits(self, connection: Connection, seconds: float | None) -> None:
-        """In a unit's transaction, just begun: its lock waits take at most ``seconds``.
+    def begin_unit(self, connection: Connection, *, write: bool, wait_limit: float | None) -> None:
+        """Begin a unit of work's transaction on its new connection.
 
-        ``None`` stands for the full ``lock_timeout``, which the dialect may already have set
-        on its connections. What else the transaction needs and the connection may lack is
-        set here too (PostgreSQL, an engine the host built: the schema's ``search_path``).
+        A write unit holds the pool's write lock where the dialect takes it up front
+        (SQLite); a read unit sees one snapshot. Its lock waits take at most
+        ``wait_limit`` seconds (``None``: the full ``lock_timeout``, which the dialect may
+        already have set on its connections); what else the transaction needs and the
+        connection may lack is set too (PostgreSQL, an engine the host built: the schema's
+        ``search_path``).
+        """
+        ...
+
+    def end_unit(self, connection: Connection) -> None:
+        """Before a unit's connection is closed: roll back what it did not commit.
+
+        Whatever the engine's pool does with returned connections.
         """
         ...
 

@@ -62,6 +62,12 @@ _TAKE_WRITE_LOCK = "UPDATE agent_pool_store_pools SET pool_id = pool_id WHERE 0"
 would), so a unit in a host's transaction knows at once whether it can write."""
 
 
+def _in_transaction(connection: Connection) -> bool:
+    """Whether the driver connection (``sqlite3``'s, or aiosqlite's over it) is in one."""
+    driver: Any = connection.connection.driver_connection
+    return bool(driver.in_transaction)
+
+
 def _enable_wal(cursor: Any, timeout: float) -> None:
     """Switch the file to WAL (persistent), waiting up to ``timeout`` for other writers.
 
@@ -134,7 +140,7 @@ class SqliteDialect:
             return
         _CONFIGURED.add(engine)
         settings = self.settings
-        busy_ms = max(1, int(settings.lock_timeout * 1000))
+        busy_ms = self._busy_ms(None)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, record: Any) -> None:
@@ -157,13 +163,26 @@ class SqliteDialect:
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Connection) -> None:
+            if _in_transaction(connection):
+                return  # a unit began it (begin_unit); SQLAlchemy began with a Core statement
             options = connection.get_execution_options()
-            busy = options.get(BUSY_OPTION, busy_ms)
-            info = connection.connection.info
-            if info.get(_BUSY_SET, busy_ms) != busy:  # a shorter wait, or back to the full one
-                execute_sql(connection, f"PRAGMA busy_timeout = {busy}")
-                info[_BUSY_SET] = busy
-            execute_sql(connection, "BEGIN IMMEDIATE" if options.get(WRITE_OPTION) else "BEGIN")
+            self._begin(
+                connection,
+                write=bool(options.get(WRITE_OPTION)),
+                busy_ms=options.get(BUSY_OPTION, busy_ms),
+            )
+
+    def _busy_ms(self, seconds: float | None) -> int:
+        """The busy timeout, in milliseconds, for waits of ``seconds`` (``None``: the full)."""
+        return max(1, int((self.settings.lock_timeout if seconds is None else seconds) * 1000))
+
+    def _begin(self, connection: Connection, *, write: bool, busy_ms: int) -> None:
+        """``BEGIN IMMEDIATE`` (write) or ``BEGIN`` on the driver, after the busy timeout."""
+        info = connection.connection.info
+        if info.get(_BUSY_SET, self._busy_ms(None)) != busy_ms:  # shorter, or back to full
+            execute_sql(connection, f"PRAGMA busy_timeout = {busy_ms}")
+            info[_BUSY_SET] = busy_ms
+        execute_sql(connection, "BEGIN IMMEDIATE" if write else "BEGIN")
 
     def check_database(self, connection: Connection) -> None:
         """Nothing to check: SQLite keeps text as the ``sqlite3`` module hands it over."""
@@ -175,11 +194,24 @@ class SqliteDialect:
         """
         options: dict[str, Any] = {WRITE_OPTION: write}
         if wait_limit is not None:
-            options[BUSY_OPTION] = max(1, int(wait_limit * 1000))
+            options[BUSY_OPTION] = self._busy_ms(wait_limit)
         return options
 
-    def limit_waits(self, connection: Connection, seconds: float | None) -> None:
-        """Nothing more: the busy timeout was set before ``BEGIN`` (see :meth:`unit_options`)."""
+    def begin_unit(self, connection: Connection, *, write: bool, wait_limit: float | None) -> None:
+        """``BEGIN IMMEDIATE`` (write, taking the file's write lock) or ``BEGIN``, on the driver.
+
+        SQLAlchemy's own transaction is not begun: a unit that only runs driver-level
+        statements (an append: head, batch, ``COMMIT``) skips its bookkeeping. If the unit
+        runs a Core statement, SQLAlchemy begins then, and its ``begin`` event finds the
+        driver in the unit's transaction and sends nothing. A shorter ``wait_limit`` is the
+        busy timeout set before ``BEGIN``.
+        """
+        self._begin(connection, write=write, busy_ms=self._busy_ms(wait_limit))
+
+    def end_unit(self, connection: Connection) -> None:
+        """``ROLLBACK`` on the driver if the unit's transaction is still open."""
+        if _in_transaction(connection):
+            execute_sql(connection, "ROLLBACK")
 
     @contextmanager
     def host_unit(self, connection: Connection, *, write: bool) -> Iterator[None]:
@@ -192,7 +224,7 @@ class SqliteDialect:
         host's transaction back and run it again) rather than wait for what cannot come.
         The host's busy timeout is set back afterwards.
         """
-        busy_ms = max(1, int(self.settings.lock_timeout * 1000))
+        busy_ms = self._busy_ms(None)
         previous = connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
         connection.exec_driver_sql(f"PRAGMA busy_timeout = {busy_ms}")
         try:
@@ -276,8 +308,15 @@ class SqliteDialect:
         execute_steps(connection, steps)
 
     def commit(self, engine: Engine, connection: Connection, transaction_id: str | None) -> bool:
-        """``COMMIT``: in process, so it either commits or fails having changed nothing."""
-        connection.commit()
+        """``COMMIT``: in process, so it either commits or fails having changed nothing.
+
+        SQLAlchemy's, if a Core statement of the unit began its transaction too (its
+        ``COMMIT`` is the driver's); otherwise on the driver (see :meth:`begin_unit`).
+        """
+        if connection.in_transaction():
+            connection.commit()
+        else:
+            execute_sql(connection, "COMMIT")
         return True
 
     def try_append(
