@@ -11,8 +11,10 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import URL
+
 from agent_pool_store import AgentPoolStore, InMemoryAgentPoolStore, open_store
-from benchmarks import payloads
+from benchmarks import cpu, payloads, peers, snapshots
 from benchmarks.cpu_split import measure_cpu_split
 from benchmarks.databases import (
     PG_ADMIN_URL,
@@ -70,7 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, few repetitions")
     parser.add_argument("--sizes", type=_numbers, help="history lengths, e.g. 100,10000,100000")
-    parser.add_argument("--writers", type=_numbers, help="writer process counts, e.g. 1,4,8")
+    parser.add_argument("--writers", type=_numbers, help="writer process counts, e.g. 1,2,4,8")
     parser.add_argument("--writer-seconds", type=float, help="duration of each multi-writer run")
     parser.add_argument(
         "--dialects",
@@ -106,6 +108,26 @@ class Progress:
             f"[bench {time.perf_counter() - self.start:7.1f} s] {message}",
             file=sys.stderr,
             flush=True,
+        )
+
+
+def measure_modules(
+    results: Results, urls: dict[str, URL], workdir: Path, settings: Settings, progress: Progress
+) -> None:
+    """What :mod:`benchmarks.peers`, :mod:`benchmarks.cpu` and :mod:`benchmarks.snapshots`
+    measure, on the run's databases, added to ``results``."""
+    progress("single-writer appends against the peers")
+    results.notes += peers.not_installed()
+    for dialect, url in urls.items():
+        results.peers += peers.measure_results(
+            dialect, url, settings.peer_appends, settings.peer_rounds
+        )
+    progress("CPU per operation")
+    results.cpu += cpu.measure_results(urls, workdir, settings.cpu_calls, settings.cpu_rounds)
+    progress(f"snapshot of {settings.snapshot_messages:,} messages")
+    for dialect, url in urls.items():
+        results.snapshot_sizes += snapshots.measure_results(
+            dialect, url, settings.snapshot_messages, settings.snapshot_rounds
         )
 
 
@@ -149,8 +171,11 @@ def run(settings: Settings, pg_url: str, workdir: Path, progress: Progress) -> R
         results.appends += measure_appends(bench)
         progress("one append's CPU, client and server (PostgreSQL)")
         results.cpu_split += measure_cpu_split(bench)
-        progress("watch")
-        results.watch += measure_watch(bench)
+        measure_modules(results, urls, workdir, settings, progress)
+        progress("watch and export")
+        watch, export = measure_watch(bench)
+        results.watch += watch
+        results.export += export
         progress("snapshot scaling (2 vs 50 receipts per message)")
         scale, catch_up = measure_snapshot_scaling(bench)
         results.snapshot_scale += scale
@@ -162,6 +187,8 @@ def run(settings: Settings, pg_url: str, workdir: Path, progress: Progress) -> R
             settings.writer_seconds,
         )
     results.machine["load average at end (1/5/15 min)"] = load_average()
+    seconds = time.perf_counter() - progress.start
+    results.machine["duration of the run"] = f"{seconds / 60:.1f} min ({seconds:,.0f} s)"
     return results
 
 

@@ -41,6 +41,7 @@ from benchmarks.databases import (
     on_each_dialect,
     sqlite_database,
 )
+from benchmarks.results import CpuResult
 
 
 @dataclass(frozen=True)
@@ -128,15 +129,49 @@ def measure(url: URL, calls: int, rounds: int, **options: Any) -> dict[str, dict
             raw.close()
 
 
+SYNC_OFF = "SQLite, synchronous=OFF"
+"""How :func:`run` names SQLite measured without waiting for ``fsync``."""
+
+
+def measure_sync_off(directory: Path, calls: int, rounds: int) -> dict[str, dict[str, float]]:
+    """:func:`measure` on a new SQLite file in ``directory`` with ``synchronous=OFF``.
+
+    No ``fsync``: on a VM, the process's own user CPU grows after every wait for the disk
+    (its caches go cold), which this leaves out.
+    """
+    url = sqlite_database(directory, "cpu-synchronous-off.sqlite")
+    return measure(url, calls, rounds, sqlite_synchronous="OFF")
+
+
+def measure_results(
+    urls: dict[str, URL], directory: Path, calls: int, rounds: int
+) -> list[CpuResult]:
+    """The main run's rows: every database of ``urls`` (keyed by dialect) and, with SQLite,
+    a SQLite file with ``synchronous=OFF`` in ``directory``."""
+    found: dict[str, dict[str, dict[str, float]]] = {}
+    for dialect, url in urls.items():
+        found[dialect] = measure(url, calls, rounds)
+        if dialect == "sqlite":
+            found["sqlite-synchronous-off"] = measure_sync_off(directory, calls, rounds)
+    return [
+        CpuResult(
+            setting,
+            operation,
+            figures["wall"],
+            figures["user"],
+            figures["system"],
+            None if math.isnan(figures["server"]) else figures["server"],
+        )
+        for setting, by_operation in found.items()
+        for operation, figures in by_operation.items()
+    ]
+
+
 def run(calls: int, rounds: int) -> dict[str, dict[str, dict[str, float]]]:
     """SQLite, SQLite with ``synchronous=OFF``, and PostgreSQL when its server is reachable."""
     results = on_each_dialect(lambda url: measure(url, calls, rounds))
     with tempfile.TemporaryDirectory() as folder:
-        # no fsync: on a VM, the process's own user CPU grows after every wait for the disk
-        # (its caches go cold), which this leaves out
-        results["SQLite, synchronous=OFF"] = measure(
-            sqlite_database(Path(folder)), calls, rounds, sqlite_synchronous="OFF"
-        )
+        results[SYNC_OFF] = measure_sync_off(Path(folder), calls, rounds)
     return results
 
 

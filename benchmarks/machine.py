@@ -107,5 +107,13 @@ def describe(mode: str, postgresql_url: URL | None) -> dict[str, str]:
         "psycopg": _version("psycopg"),
         "pydantic": _version("pydantic"),
         "agent-pool-store": f"{_version('agent-pool-store')} at {revision()}",
+        "peers": ", ".join(
+            f"{package} {_version(package)}"
+            for package in (
+                "eventsourcing",
+                "langgraph-checkpoint-sqlite",
+                "langgraph-checkpoint-postgres",
+            )
+        ),
         "load average at start (1/5/15 min)": load_average(),
     }

@@ -44,11 +44,12 @@ from sqlalchemy.engine import URL
 
 from agent_pool_store import AgentPoolStoreConfig, open_async_store, open_store
 from benchmarks import payloads, raw_driver
-from benchmarks.raw_statements import our_statements
 from benchmarks.async_store import async_url
 from benchmarks.databases import (
     on_each_dialect,
 )
+from benchmarks.raw_statements import our_statements
+from benchmarks.results import PeerResult
 
 RECORD = payloads.small_message("peer")[0].model_dump_json()
 """The record every contender appends (as text, bytes or a channel value)."""
@@ -242,26 +243,37 @@ async def _rate(append: Append, calls: int) -> float:
     return calls / (time.perf_counter() - started)
 
 
+PEERS: tuple[tuple[str, tuple[str, ...], Callable[..., Any]], ...] = (
+    ("eventsourcing", ("eventsourcing",), eventsourcing_recorder),
+    (
+        "LangGraph",
+        ("langgraph.checkpoint.sqlite", "langgraph.checkpoint.postgres"),
+        langgraph_savers,
+    ),
+)
+"""Each peer: its name, the modules it needs, and what makes its contenders."""
+
+
+def not_installed() -> list[str]:
+    """A line for each peer that is not installed (it is left out of the measurement)."""
+    return [
+        f"{name} skipped: {absent} is not installed (pip install -e '.[bench]')"
+        for name, modules, _ in PEERS
+        if (absent := missing(*modules)) is not None
+    ]
+
+
 async def measure(url: URL, appends: int, rounds: int) -> dict[str, float]:
     """Median appends/s of every contender installed, in interleaved rounds."""
     async with AsyncExitStack() as stack:
         warm_up = 5
         contenders = [*await ours(url, stack), *raw(url, stack, warm_up + appends * rounds)]
-        peers: list[tuple[str, tuple[str, ...], Callable[..., Any]]] = [
-            ("eventsourcing", ("eventsourcing",), eventsourcing_recorder),
-            (
-                "LangGraph",
-                ("langgraph.checkpoint.sqlite", "langgraph.checkpoint.postgres"),
-                langgraph_savers,
-            ),
-        ]
-        for name, modules, make in peers:
-            absent = missing(*modules)
-            if absent is not None:
-                print(f"{name} skipped: {absent} is not installed (pip install -e '.[bench]')")
-                continue
-            made = make(url, stack)
-            contenders += await made if isinstance(made, Awaitable) else made
+        for line in not_installed():
+            print(line)
+        for _, modules, make in PEERS:
+            if missing(*modules) is None:
+                made = make(url, stack)
+                contenders += await made if isinstance(made, Awaitable) else made
         for contender in contenders:  # warm up: connections, prepared statements, caches
             await _rate(contender.append, warm_up)
         rates: dict[str, list[float]] = {contender.name: [] for contender in contenders}
@@ -271,20 +283,23 @@ async def measure(url: URL, appends: int, rounds: int) -> dict[str, float]:
         return {name: statistics.median(values) for name, values in rates.items()}
 
 
+def faster_peer(rates: dict[str, float], *, asynchronous: bool = False) -> str | None:
+    """The name of the fastest sync (or async) peer in ``rates``; ``None`` if there is none."""
+    peers = [
+        name
+        for name in rates
+        if not name.startswith(("ours", "raw")) and name.endswith(" (async)") == asynchronous
+    ]
+    return max(peers, key=lambda name: rates[name], default=None)
+
+
 def ratios(rates: dict[str, float]) -> dict[str, float]:
     """Ours against the faster peer (sync and async), and the design's and library's shares."""
     found: dict[str, float] = {}
-    for ours_name, suffix in (("ours", ""), ("ours (async)", " (async)")):
-        peers = {
-            name: rate
-            for name, rate in rates.items()
-            if name.endswith(suffix)
-            and not name.startswith(("ours", "raw"))
-            and (suffix or "(async)" not in name)
-        }
-        if peers and ours_name in rates:
-            faster = max(peers, key=lambda name: peers[name])
-            found[f"{ours_name} / {faster}"] = rates[ours_name] / peers[faster]
+    for ours_name, asynchronous in (("ours", False), ("ours (async)", True)):
+        faster = faster_peer(rates, asynchronous=asynchronous)
+        if faster is not None and ours_name in rates:
+            found[f"{ours_name} / {faster}"] = rates[ours_name] / rates[faster]
     for raw_name in ("raw sqlite3", "raw psycopg"):
         statements = f"{raw_name}, our statements"
         if statements in rates and raw_name in rates:
@@ -292,6 +307,12 @@ def ratios(rates: dict[str, float]) -> dict[str, float]:
             if "ours" in rates:
                 found[f"ours / {statements} (the library)"] = rates["ours"] / rates[statements]
     return found
+
+
+def measure_results(dialect: str, url: URL, appends: int, rounds: int) -> list[PeerResult]:
+    """:func:`measure` on the database at ``url``, as result rows of the main run."""
+    rates = asyncio.run(measure(url, appends, rounds))
+    return [PeerResult(dialect, contender, rate) for contender, rate in rates.items()]
 
 
 def run(appends: int, rounds: int) -> dict[str, dict[str, float]]:

@@ -29,6 +29,16 @@ LABELS = {
 }
 """How each backend is named in the report."""
 
+DIALECT_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+"""How each SQL dialect is named in the report."""
+
+CPU_SETTINGS = {
+    "sqlite": "SQLite, synchronous=FULL (as deployed)",
+    "sqlite-synchronous-off": "SQLite, synchronous=OFF",
+    "postgresql": "PostgreSQL",
+}
+"""Where CPU per operation is measured (see :mod:`benchmarks.cpu`), and their names."""
+
 
 @dataclass
 class LookupResult:
@@ -82,7 +92,8 @@ class WriterResult:
 
 @dataclass
 class WatchResult:
-    """Reading a whole pool's log (best and median of a few passes)."""
+    """Reading a whole pool's log (best and median of a few passes): ``watch``, the raw
+    driver's SELECT + parse, or ``export_records``."""
 
     backend: str
     records: int
@@ -132,6 +143,40 @@ class SnapshotScaleResult:
 
 
 @dataclass
+class PeerResult:
+    """One contender's single-writer appends/s in the peers' interleaved run
+    (:mod:`benchmarks.peers`; ``contender`` is the name that module gives)."""
+
+    dialect: str
+    contender: str
+    per_second: float
+
+
+@dataclass
+class CpuResult:
+    """One operation's cost in µs per call (:mod:`benchmarks.cpu`): wall time, our process's
+    user and system CPU, and the server's CPU (PostgreSQL on this machine; else ``None``)."""
+
+    setting: str
+    """One of :data:`CPU_SETTINGS`."""
+    operation: str
+    wall_us: float
+    user_us: float
+    system_us: float
+    server_us: float | None
+
+
+@dataclass
+class SnapshotSizeResult:
+    """A snapshot of a pool of ``messages`` messages: the figures of
+    :func:`benchmarks.snapshots.measure`, by the names it gives them."""
+
+    dialect: str
+    messages: int
+    figures: dict[str, float]
+
+
+@dataclass
 class Check:
     """A target computed from the numbers: PASS, MISS, or N/A when it could not be measured."""
 
@@ -155,6 +200,10 @@ class Results:
     watch: list[WatchResult] = field(default_factory=list)
     snapshot_scale: list[SnapshotScaleResult] = field(default_factory=list)
     cpu_split: list[CpuSplitResult] = field(default_factory=list)
+    peers: list[PeerResult] = field(default_factory=list)
+    cpu: list[CpuResult] = field(default_factory=list)
+    export: list[WatchResult] = field(default_factory=list)
+    snapshot_sizes: list[SnapshotSizeResult] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -173,10 +222,18 @@ class Results:
             (r for r in self.appends if (r.backend, r.operation) == (backend, operation)), None
         )
 
+    def peer_rates(self, dialect: str) -> dict[str, float]:
+        """Appends/s by contender in the peers' run on ``dialect``, in the order measured."""
+        return {r.contender: r.per_second for r in self.peers if r.dialect == dialect}
+
+    def cpu_of(self, setting: str, operation: str) -> CpuResult | None:
+        """The CPU figures of ``operation`` measured on ``setting``, if measured."""
+        return next((r for r in self.cpu if (r.setting, r.operation) == (setting, operation)), None)
+
     def to_json(self) -> dict[str, Any]:
         """The results as JSON-ready data, derived rates included."""
         data = asdict(self)
-        for name in ("catch_up", "writers", "watch"):
+        for name in ("catch_up", "writers", "watch", "export"):
             for row, result in zip(data[name], getattr(self, name), strict=True):
                 row["per_second"] = (
                     result.records_per_s if name == "catch_up" else result.per_second
@@ -199,6 +256,12 @@ class Results:
             watch=[_row(WatchResult, row) for row in data["watch"]],
             snapshot_scale=[_row(SnapshotScaleResult, row) for row in data["snapshot_scale"]],
             cpu_split=[_row(CpuSplitResult, row) for row in data.get("cpu_split", [])],
+            peers=[_row(PeerResult, row) for row in data.get("peers", [])],
+            cpu=[_row(CpuResult, row) for row in data.get("cpu", [])],
+            export=[_row(WatchResult, row) for row in data.get("export", [])],
+            snapshot_sizes=[
+                _row(SnapshotSizeResult, row) for row in data.get("snapshot_sizes", [])
+            ],
             notes=data["notes"],
         )
 

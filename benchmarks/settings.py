@@ -17,7 +17,7 @@ class Settings:
     mode: str
     sizes: tuple[int, ...] = FULL_SIZES
     """History lengths (records per pool) for look-ups and snapshots; the largest is watched."""
-    writers: tuple[int, ...] = (1, 4, 8)
+    writers: tuple[int, ...] = (1, 2, 4, 8)
     """Process counts for the multi-writer runs."""
     rounds: int = 10
     """Interleaved rounds: each round times every contender in turn, ``block`` calls each."""
@@ -34,6 +34,15 @@ class Settings:
     status_counts: tuple[int, int] = (2, 50)
     """Receipt records per message in the two snapshot-scaling pools."""
     snapshot_reps: int = 30
+    peer_appends: int = 300
+    """Appends per contender per round in the peers' run (:mod:`benchmarks.peers`)."""
+    peer_rounds: int = 5
+    cpu_calls: int = 2_000
+    """Calls per operation per round in the CPU run (:mod:`benchmarks.cpu`)."""
+    cpu_rounds: int = 3
+    snapshot_messages: int = 10_000
+    """Messages in the pool whose snapshot is timed per message (:mod:`benchmarks.snapshots`)."""
+    snapshot_rounds: int = 3
     dialects: tuple[str, ...] = DIALECTS
 
     @classmethod
@@ -53,6 +62,12 @@ class Settings:
             watch_passes=2,
             status_messages=40,
             snapshot_reps=10,
+            peer_appends=30,
+            peer_rounds=1,
+            cpu_calls=200,
+            cpu_rounds=1,
+            snapshot_messages=1_000,
+            snapshot_rounds=1,
         )
 
     @classmethod

@@ -30,6 +30,7 @@ from benchmarks.databases import (
     bulk_insert,
     on_each_dialect,
 )
+from benchmarks.results import SnapshotSizeResult
 
 SIZES = (1_000, 10_000, 50_000)
 QUICK_SIZES = (200, 1_000)
@@ -94,6 +95,13 @@ def measure_dialect(url: URL, sizes: tuple[int, ...], rounds: int) -> list[dict[
         return [measure(store, size, rounds) for size in sizes]
     finally:
         store.close()
+
+
+def measure_results(dialect: str, url: URL, messages: int, rounds: int) -> list[SnapshotSizeResult]:
+    """One pool of ``messages`` messages on the database at ``url``, as a result row of the
+    main run."""
+    (figures,) = measure_dialect(url, (messages,), rounds)
+    return [SnapshotSizeResult(dialect, messages, figures)]
 
 
 def run(sizes: tuple[int, ...], rounds: int) -> dict[str, list[dict[str, Any]]]:

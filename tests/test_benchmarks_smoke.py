@@ -9,14 +9,17 @@ import importlib.util
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from benchmarks import async_store, cpu, peers, profiling, snapshots
+from benchmarks import async_store, cpu, peers, profiling, snapshots, targets
 from benchmarks.__main__ import main
 from benchmarks.databases import postgresql_problem, sqlite_database
 from benchmarks.embedding import BATCH, measure
-from benchmarks.report import PLOT_NAME, SECTIONS
+from benchmarks.report import PLOT_NAME, SECTIONS, render
+from benchmarks.results import CPU_SETTINGS, Results
+from benchmarks.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.sqlite, pytest.mark.postgresql]
 
@@ -68,7 +71,8 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
         assert split["server_cpu_ms"] is None or split["server_cpu_ms"] >= 0, split
     assert "ceiling on" in markdown
     assert data["checks"]
-    assert all(check["status"] in {"PASS", "MISS"} for check in data["checks"])
+    assert all(check["status"] in {"PASS", "MISS", "N/A"} for check in data["checks"])
+    assert sum(check["status"] == "N/A" for check in data["checks"]) <= 3  # peers, server CPU
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / PLOT_NAME).stat().st_size > 0
         assert f"]({PLOT_NAME})" in markdown
@@ -84,6 +88,65 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
         raw_writers
     )
     assert all(row["records"] > 0 for row in data["writers"])
+    assert_issue_15_measured(data, markdown)
+
+
+def assert_issue_15_measured(data: dict[str, Any], markdown: str) -> None:
+    """The quick run measured the peers, CPU per operation, export and the snapshot per
+    message, and every target of issue 15 has a result."""
+    for dialect, raw in (("sqlite", "raw sqlite3"), ("postgresql", "raw psycopg")):
+        rates = {r["contender"]: r["per_second"] for r in data["peers"] if r["dialect"] == dialect}
+        for contender in ("ours", "ours (async)", raw, f"{raw}, our statements"):
+            assert rates[contender] > 0, (dialect, contender)
+        assert ("eventsourcing" in rates) == (peers.missing("eventsourcing") is None)
+    cpu_rows = {(row["setting"], row["operation"]): row for row in data["cpu"]}
+    for setting in CPU_SETTINGS:
+        for operation in ("record_message", "join_member", "message_receipt"):
+            row = cpu_rows[(setting, operation)]
+            assert row["wall_us"] > 0 and row["user_us"] + row["system_us"] > 0, row
+    assert {row["backend"] for row in data["export"]} == {"sqlite", "postgresql"}
+    assert all(row["per_second"] > 0 for row in data["export"])
+    assert {row["dialect"] for row in data["snapshot_sizes"]} == {"sqlite", "postgresql"}
+    for row in data["snapshot_sizes"]:
+        assert row["figures"]["snapshot_json µs/message"] > 0
+        assert row["figures"]["snapshot_json peak / JSON"] > 0
+    for heading in ("SQLite, synchronous=OFF:", "PostgreSQL:", "`export_records`", "ours / raw"):
+        assert heading in markdown, heading
+
+    results = Results.from_json(data)
+    settings = Settings.from_json(data["settings"])
+    statuses = {check["name"]: check["status"] for check in data["checks"]}
+    *user_cpu, server_cpu = targets.cpu_per_append(results)
+    measured = [
+        *user_cpu,
+        *targets.writer_scaling(results, settings),
+        *targets.watch_share(results),
+        *targets.export_rate(results),
+        *targets.snapshot_per_message(results),
+    ]
+    assert len(measured) == 4 + 1 + 2 + 2 + 2  # writers 1 and 2: one scaling check
+    for check in measured:
+        assert statuses[check.name] in {"PASS", "MISS"}, check
+    server_read = all(
+        cpu_rows[("postgresql", op)]["server_us"] is not None for op in targets.USER_CPU_US
+    )
+    assert (statuses[server_cpu.name] != "N/A") == server_read
+    any_peer = len(peers.not_installed()) < len(peers.PEERS)
+    for check in targets.peer_appends(results):
+        assert (statuses[check.name] != "N/A") == any_peer, check
+
+    # a run's JSON from before these measurements still renders: their targets are N/A
+    for name in ("peers", "cpu", "export", "snapshot_sizes"):
+        del data[name]
+    older = Results.from_json(data)
+    for check in (
+        *targets.peer_appends(older),
+        *targets.cpu_per_append(older),
+        *targets.export_rate(older),
+        *targets.snapshot_per_message(older),
+    ):
+        assert check.status == "N/A", check
+    assert "Not measured." in render(older, settings)
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
