@@ -208,11 +208,13 @@ class _StatementSpan:
 class _OperationRecording:
     """One traced operation (or follower): its span, and what the hooks report to it."""
 
-    __slots__ = ("_caught_up", "_store", "attributes", "span")
+    __slots__ = ("_caught_up", "_store", "attributes", "context", "span")
 
     def __init__(self, store: StoreTelemetry, span: Span, attributes: Attributes) -> None:
         self._store = store
         self.span = span
+        self.context = trace.set_span_in_context(span)
+        """The context with the span current: its statements' parent."""
         self.attributes = attributes
         """The operation's metric attributes: its name and database system."""
         self._caught_up = 0
@@ -239,11 +241,14 @@ class _OperationRecording:
     def statement(
         self, system: str, name: str, attributes: StatementAttributes
     ) -> AbstractContextManager[object]:
+        if not self.span.is_recording():  # nothing records the operation: nor its statements
+            return telemetry_hooks.NOT_RECORDED
         span = self._store.telemetry.tracer.start_span(
-            name, kind=SpanKind.CLIENT, attributes={names.DB_SYSTEM_NAME: system}
+            name,
+            self.context,
+            SpanKind.CLIENT,
+            attributes={names.DB_SYSTEM_NAME: system, **attributes()},
         )
-        if span.is_recording():
-            span.set_attributes(attributes())
         return _StatementSpan(span)
 
     def end(self, error: BaseException | None) -> dict[str, AttributeValue] | None:
@@ -275,7 +280,7 @@ class _Current:
     __slots__ = ("_context", "_recording")
 
     def __init__(self, recording: _OperationRecording) -> None:
-        self._context = otel_context.attach(trace.set_span_in_context(recording.span))
+        self._context = otel_context.attach(recording.context)
         self._recording: Token[Recording | None] = telemetry_hooks.activate(recording)
 
     def leave(self) -> None:
