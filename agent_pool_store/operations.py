@@ -17,7 +17,7 @@ from typing import Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from agent_pool_store import arguments, telemetry_hooks
+from agent_pool_store import arguments, telemetry_follow, telemetry_hooks
 from agent_pool_store.contract import CursorArg
 from agent_pool_store.domain import (
     AgentPoolMember,
@@ -48,7 +48,8 @@ from agent_pool_store.follow_loop import (
     check_follow_arguments,
     follow_records,
 )
-from agent_pool_store.telemetry import Reader, StoreTelemetry, records_read, traced
+from agent_pool_store.telemetry import StoreTelemetry, records_read, traced
+from agent_pool_store.telemetry_follow import Reader
 
 T = TypeVar("T")
 
@@ -430,4 +431,4 @@ class PoolStoreOperations(Generic[R]):
 
         if self._telemetry is None:
             return loop(read, open_waiter)
-        return self._telemetry.follow(pool, read, open_waiter, loop)
+        return telemetry_follow.follow(self._telemetry, pool, read, open_waiter, loop)

@@ -16,7 +16,7 @@ What is reported (names in :mod:`agent_pool_store.telemetry_names`; see
   and retry classification;
 - a ``CLIENT`` span per call of the driver inside it (:mod:`agent_pool_store.sql.statement_spans`);
 - a span ``agent_pool_store.follow`` per follower, from its first read to its end, with its
-  reconnects as events and its reads as children;
+  reconnects as events and its reads as children (:mod:`agent_pool_store.telemetry_follow`);
 - metrics: operation duration, records appended, records caught up, retries, lock-wait
   timeouts, follow lag (records and seconds) and follower reconnects.
 """
@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from contextvars import Token
 from importlib import metadata
@@ -37,7 +37,6 @@ from agent_pool_store import telemetry_hooks
 from agent_pool_store import telemetry_names as names
 from agent_pool_store.domain import AgentPoolStoreRecord
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
-from agent_pool_store.follow_loop import Follower, Waiter
 from agent_pool_store.telemetry_hooks import Recording, StatementAttributes
 
 try:
@@ -57,11 +56,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 Attributes = Mapping[str, "AttributeValue"]
-
-Reader = Callable[[int], Iterable[AgentPoolStoreRecord]]
-"""How a follower reads: the records after a sequence (``watch``)."""
-FollowLoop = Callable[[Reader, Callable[[], Waiter]], Follower]
-"""The follow loop over a reader and a waiter opener (``follow_loop.follow_records``)."""
 
 MAX_POOL_ID_SHOWN = 1024
 """A pool id argument longer than this (an invalid one) is left out of the span."""
@@ -205,8 +199,11 @@ class _StatementSpan:
         span.end()
 
 
-class _OperationRecording:
-    """One traced operation (or follower): its span, and what the hooks report to it."""
+class OperationRecording:
+    """One traced operation (or follower): its span, and what the hooks report to it.
+
+    Made by :meth:`StoreTelemetry.start`; for the telemetry modules only.
+    """
 
     __slots__ = ("_caught_up", "_store", "attributes", "context", "span")
 
@@ -274,12 +271,12 @@ class _OperationRecording:
         return failure
 
 
-class _Current:
+class CurrentSpan:
     """Makes a span the current one and its recording the active one, until :meth:`leave`."""
 
     __slots__ = ("_context", "_recording")
 
-    def __init__(self, recording: _OperationRecording) -> None:
+    def __init__(self, recording: OperationRecording) -> None:
         self._context = otel_context.attach(recording.context)
         self._recording: Token[Recording | None] = telemetry_hooks.activate(recording)
 
@@ -316,7 +313,7 @@ class StoreTelemetry:
             self._by_kind[kind] = found
         return found
 
-    def _start(self, operation: str, pool_id: object) -> _OperationRecording:
+    def start(self, operation: str, pool_id: object) -> OperationRecording:
         attributes = self.operation_attributes(operation)
         span_attributes = dict(attributes)
         if isinstance(pool_id, str) and len(pool_id) <= MAX_POOL_ID_SHOWN:
@@ -324,7 +321,7 @@ class StoreTelemetry:
         span = self.telemetry.tracer.start_span(
             names.OPERATION_SPAN_PREFIX + operation, attributes=span_attributes
         )
-        return _OperationRecording(self, span, attributes)
+        return OperationRecording(self, span, attributes)
 
     def run(
         self,
@@ -336,8 +333,8 @@ class StoreTelemetry:
         **kwargs: P.kwargs,
     ) -> T:
         """``call(*args, **kwargs)`` as the operation's span, current while it runs."""
-        recording = self._start(operation, pool_id)
-        current = _Current(recording)
+        recording = self.start(operation, pool_id)
+        current = CurrentSpan(recording)
         started = time.perf_counter()
         try:
             result = call(*args, **kwargs)
@@ -353,7 +350,7 @@ class StoreTelemetry:
             current.leave()
 
     def _ended(
-        self, recording: _OperationRecording, seconds: float, error: BaseException | None
+        self, recording: OperationRecording, seconds: float, error: BaseException | None
     ) -> None:
         failure = recording.end(error)
         attributes = (
@@ -365,119 +362,6 @@ class StoreTelemetry:
             }
         )
         self.telemetry.operation_duration.record(seconds, attributes)
-
-    def follow(
-        self,
-        pool_id: str,
-        read: Reader,
-        open_waiter: Callable[[], Waiter],
-        loop: FollowLoop,
-    ) -> Follower:
-        """``loop(read, open_waiter)`` (the follow loop) observed: see :class:`_Following`."""
-        return _Following(self, pool_id).run(read, open_waiter, loop)
-
-
-class _Following:
-    """A follower's span, from its first read to its end, and its lag.
-
-    The span is never left current while the consumer holds a record: it is made current
-    only around the follower's own work (opening and closing its waiter, waiting, reading),
-    so its reads (``agent_pool_store.watch``) and its reconnect events land in it, and
-    whatever the consumer does lands wherever the consumer's spans go.
-    """
-
-    def __init__(self, store: StoreTelemetry, pool_id: str) -> None:
-        self._store = store
-        self._pool_id = pool_id
-        self._recording: _OperationRecording | None = None
-        self.records = 0
-
-    def _current(self) -> _Current:
-        assert self._recording is not None
-        return _Current(self._recording)
-
-    def run(
-        self,
-        read: Reader,
-        open_waiter: Callable[[], Waiter],
-        loop: FollowLoop,
-    ) -> Follower:
-        self._recording = self._store._start("follow", self._pool_id)
-        error: BaseException | None = None
-        try:
-            yield from loop(self._observed_read(read), self._observed_waiter(open_waiter))
-        except BaseException as raised:
-            error = raised
-            raise
-        finally:
-            self._recording.span.set_attribute(names.RECORDS, self.records)
-            self._recording.end(error)
-
-    def _observed_waiter(self, open_waiter: Callable[[], Waiter]) -> Callable[[], Waiter]:
-        def opened() -> Waiter:
-            current = self._current()
-            try:
-                return _ObservedWaiter(open_waiter(), self)
-            finally:
-                current.leave()
-
-        return opened
-
-    def _observed_read(self, read: Reader) -> Callable[[int], Iterator[AgentPoolStoreRecord]]:
-        telemetry = self._store.telemetry
-        attributes = self._store.system_attributes
-
-        def observed(after: int) -> Iterator[AgentPoolStoreRecord]:
-            started = time.monotonic()
-            found = 0
-            current = self._current()
-            try:
-                records = iter(read(after))
-            finally:
-                current.leave()
-            try:
-                while True:
-                    current = self._current()
-                    try:
-                        record = next(records, None)
-                    finally:
-                        current.leave()
-                    if record is None:
-                        return
-                    found += 1
-                    telemetry.follow_lag_duration.record(time.monotonic() - started, attributes)
-                    yield record
-            finally:
-                if found:
-                    self.records += found
-                    telemetry.follow_lag_records.record(found, attributes)
-
-        return observed
-
-
-class _ObservedWaiter:
-    """A follower's waiter, run with the follower's span current (its reconnects land there)."""
-
-    def __init__(self, waiter: Waiter, following: _Following) -> None:
-        self._waiter = waiter
-        self._following = following
-
-    def arm(self) -> None:
-        self._waiter.arm()
-
-    def wait(self, seconds: float) -> bool:
-        current = self._following._current()
-        try:
-            return self._waiter.wait(seconds)
-        finally:
-            current.leave()
-
-    def close(self) -> None:
-        current = self._following._current()
-        try:
-            self._waiter.close()
-        finally:
-            current.leave()
 
 
 class Traced(Protocol):
