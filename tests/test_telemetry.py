@@ -292,6 +292,53 @@ def test_catch_up_and_its_rerun_are_span_events(
     assert collected.total(names.RETRIES) == 1
 
 
+@pytest.mark.postgresql
+def test_a_foreign_writers_colliding_record_is_a_retry_then_a_catch_up(
+    pg_url: Any, collected: Collected
+) -> None:
+    """A foreign writer inserts the sequence the store's unit is about to write, and commits
+    while the unit waits on it: the unit fails (unique violation), runs again, catches up
+    and appends after it. (On SQLite the write lock keeps whole transactions apart.)"""
+    url = pg_url.render_as_string(hide_password=False)
+    store = open_store(url, telemetry=collected.telemetry, postgresql_one_statement=False)
+    store.open_pool(POOL, AgentPoolStoreConfig())
+    raw_database = Database(
+        "postgresql", url, pg_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    foreign, watcher = raw_database.raw(), raw_database.raw()
+    foreign.begin()
+    payload = MemberJoined(member=member(7))
+    foreign.execute(
+        "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VALUES (?, ?, ?, ?)",
+        (POOL, 2, payload.type, payload.model_dump_json()),
+    )
+    joined: list[int] = []
+    appending = threading.Thread(
+        target=lambda: joined.append(store.join_member(POOL, member(1)).sequence)
+    )
+    appending.start()
+    deadline = time.monotonic() + 30
+    while not watcher.scalar(  # until the unit waits on the uncommitted row's key
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    foreign.commit()
+    appending.join(30)
+    raw_database.close()
+    store.close()
+    assert joined == [3]
+    span = collected.one("agent_pool_store.join_member")
+    events = [(event.name, dict(event.attributes or {})) for event in span.events]
+    assert [name for name, _ in events] == [names.RETRY_EVENT, names.CATCH_UP_EVENT]
+    assert "duplicate key" in str(events[0][1][names.RETRY_REASON])
+    assert events[1][1] == {names.CATCH_UP_FIRST: 2, names.CATCH_UP_LAST: 2}
+    assert (span.attributes or {})[names.CURSOR] == 3
+    assert collected.total(names.RETRIES, agent_pool_store__operation="join_member") == 1
+    assert collected.total(names.RECORDS_CAUGHT_UP) == 1
+
+
 # --- the asyncio store ------------------------------------------------------------------------
 
 
