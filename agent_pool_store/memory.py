@@ -23,6 +23,7 @@ from agent_pool_store.domain import (
 )
 from agent_pool_store.follow_loop import ConditionWaiter, PollingWaiter, Waiter
 from agent_pool_store.operations import Lookup, PoolStoreOperations, PoolUnit
+from agent_pool_store.telemetry import Telemetry, store_telemetry
 
 T = TypeVar("T")
 
@@ -136,13 +137,15 @@ class InMemoryAgentPoolStore(PoolStoreOperations[_MemoryRunner]):
     second connection to one database would.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, telemetry: Telemetry | None = None) -> None:
+        """``telemetry``: where its operations report (see :mod:`agent_pool_store.telemetry`)."""
         self._backing = _Backing()
-        super().__init__(_MemoryRunner(self._backing))
+        self._telemetry_given = telemetry
+        super().__init__(_MemoryRunner(self._backing), store_telemetry(telemetry, None))
 
     def another_handle(self) -> InMemoryAgentPoolStore:
         """A new store object that shares this one's pools, records and counters."""
-        handle = InMemoryAgentPoolStore()
+        handle = InMemoryAgentPoolStore(telemetry=self._telemetry_given)
         handle._backing = self._backing
         handle._runner = _MemoryRunner(self._backing)
         return handle

@@ -17,7 +17,7 @@ from typing import Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from agent_pool_store import arguments
+from agent_pool_store import arguments, telemetry_follow, telemetry_hooks
 from agent_pool_store.contract import CursorArg
 from agent_pool_store.domain import (
     AgentPoolMember,
@@ -48,6 +48,8 @@ from agent_pool_store.follow_loop import (
     check_follow_arguments,
     follow_records,
 )
+from agent_pool_store.telemetry import StoreTelemetry, records_read, traced
+from agent_pool_store.telemetry_follow import Reader
 
 T = TypeVar("T")
 
@@ -181,8 +183,10 @@ R = TypeVar("R", bound=PoolRunner)
 class PoolStoreOperations(Generic[R]):
     """The twelve contract operations, implemented once over a :class:`PoolRunner`."""
 
-    def __init__(self, runner: R) -> None:
+    def __init__(self, runner: R, telemetry: StoreTelemetry | None = None) -> None:
         self._runner = runner
+        self._telemetry = telemetry
+        """Where the operations report (:mod:`agent_pool_store.telemetry`); ``None``: nowhere."""
 
     def _opened(self, unit: PoolUnit) -> AgentPoolStoreConfig:
         config = unit.config()
@@ -200,27 +204,34 @@ class PoolStoreOperations(Generic[R]):
         with about_pool(pool_id):
             return self._runner.run(pool_id, write=False, work=checked)
 
+    @traced("open_pool")
     def open_pool(self, pool_id: str, config: AgentPoolStoreConfig) -> AgentPoolSnapshot:
         """See :meth:`AgentPoolStore.open_pool`."""
         pool_id = arguments.identifier("pool_id", pool_id)
         config = arguments.model("config", config, AgentPoolStoreConfig)
 
-        def work(unit: PoolUnit) -> AgentPoolSnapshot:
+        def work(unit: PoolUnit) -> tuple[AgentPoolSnapshot, AgentPoolStoreCursor | None]:
             existing = unit.config()
+            opened = None
             if existing is None:
-                unit.append(PoolOpened(config=config))
+                opened = unit.append(PoolOpened(config=config))
             elif existing != config:
                 raise AgentError.config_conflict(self._runner.store_name)
-            return unit.snapshot()
+            return unit.snapshot(), opened
 
         with about_pool(pool_id):
-            return self._runner.run(pool_id, write=True, work=work)
+            snapshot, opened = self._runner.run(pool_id, write=True, work=work)
+        if opened is not None:
+            telemetry_hooks.appended("pool_opened", opened.sequence)
+        return snapshot
 
+    @traced("snapshot")
     def snapshot(self, pool_id: str) -> AgentPoolSnapshot:
         """See :meth:`AgentPoolStore.snapshot`."""
         pool_id = arguments.identifier("pool_id", pool_id)
         return self._read(pool_id, lambda unit: unit.snapshot())
 
+    @traced("snapshot_json")
     def snapshot_json(self, pool_id: str) -> str:
         """The pool's snapshot as wire JSON: ``snapshot(pool_id).model_dump_json()``.
 
@@ -254,18 +265,23 @@ class PoolStoreOperations(Generic[R]):
             return unit.append(payload, payload_json)
 
         with about_pool(pool_id):
-            return self._runner.append(pool_id, payload, payload_json, work)
+            cursor = self._runner.append(pool_id, payload, payload_json, work)
+        telemetry_hooks.appended(payload.type, cursor.sequence)
+        return cursor
 
+    @traced("record_pool_created")
     def record_pool_created(self, pool_id: str) -> AgentPoolStoreCursor:
         """See :meth:`AgentPoolStore.record_pool_created`."""
         return self._append(arguments.identifier("pool_id", pool_id), PoolCreated(), {})
 
+    @traced("join_member")
     def join_member(self, pool_id: str, member: AgentPoolMember) -> AgentPoolStoreCursor:
         """See :meth:`AgentPoolStore.join_member`."""
         pool_id = arguments.identifier("pool_id", pool_id)
         member = arguments.instance("member", member, AgentPoolMember)
         return self._append(pool_id, MemberJoined(member=member), {"member": member})
 
+    @traced("leave_member")
     def leave_member(
         self, pool_id: str, run_id: str
     ) -> tuple[AgentPoolMember, AgentPoolStoreCursor]:
@@ -281,8 +297,11 @@ class PoolStoreOperations(Generic[R]):
             return member, unit.append(MemberLeft(member=member))
 
         with about_pool(pool_id):
-            return self._runner.run(pool_id, write=True, work=work)
+            left = self._runner.run(pool_id, write=True, work=work)
+        telemetry_hooks.appended("member_left", left[1].sequence)
+        return left
 
+    @traced("message_receipt")
     def message_receipt(self, pool_id: str, idempotency_key: str) -> MessageReceipt | None:
         """See :meth:`AgentPoolStore.message_receipt`."""
         pool_id = arguments.identifier("pool_id", pool_id)
@@ -291,6 +310,7 @@ class PoolStoreOperations(Generic[R]):
             pool_id, "message_receipt", key, lambda unit: unit.message_receipt(key)
         )
 
+    @traced("record_message")
     def record_message(
         self, pool_id: str, message: RunMessage, receipt: MessageReceipt
     ) -> AgentPoolStoreCursor:
@@ -303,6 +323,7 @@ class PoolStoreOperations(Generic[R]):
         stored = AgentPoolStoredMessage(message=message, receipt=receipt)
         return self._append(pool_id, RunMessageRecorded(stored=stored), models)
 
+    @traced("wake_registration")
     def wake_registration(self, pool_id: str, idempotency_key: str) -> WakeRegistration | None:
         """See :meth:`AgentPoolStore.wake_registration`."""
         pool_id = arguments.identifier("pool_id", pool_id)
@@ -311,12 +332,14 @@ class PoolStoreOperations(Generic[R]):
             pool_id, "wake_registration", key, lambda unit: unit.wake_registration(key)
         )
 
+    @traced("wake")
     def wake(self, pool_id: str, condition_id: str) -> AgentPoolStoredWake | None:
         """See :meth:`AgentPoolStore.wake`."""
         pool_id = arguments.identifier("pool_id", pool_id)
         condition_id = arguments.identifier("condition_id", condition_id)
         return self._look_up(pool_id, "wake", condition_id, lambda unit: unit.wake(condition_id))
 
+    @traced("record_wake")
     def record_wake(
         self,
         pool_id: str,
@@ -352,16 +375,22 @@ class PoolStoreOperations(Generic[R]):
         if after >= MAX_STORED_SEQUENCE:
             return  # no stored record can come after it
         while True:
-            with about_pool(pool_id):
-                batch = self._runner.run(
-                    pool_id, write=False, work=functools.partial(_records_after, sequence=after)
-                )
+            batch = self._watch_batch(pool_id, after)
             for record in batch:
                 after = record.cursor.sequence
                 yield record
             if len(batch) < WATCH_BATCH:
                 return
 
+    @traced("watch", describe=records_read)
+    def _watch_batch(self, pool_id: str, after: int) -> Sequence[AgentPoolStoreRecord]:
+        """One batch of :meth:`watch`: one transaction, one span."""
+        with about_pool(pool_id):
+            return self._runner.run(
+                pool_id, write=False, work=functools.partial(_records_after, sequence=after)
+            )
+
+    @traced("next_event_sequence")
     def next_event_sequence(self, pool_id: str) -> int:
         """See :meth:`AgentPoolStore.next_event_sequence`."""
         pool_id = arguments.identifier("pool_id", pool_id)
@@ -400,11 +429,14 @@ class PoolStoreOperations(Generic[R]):
             with about_pool(pool):
                 return self._runner.open_waiter(pool, poll_interval)
 
-        return follow_records(
-            lambda sequence: self.watch(pool, sequence),
-            after,
-            open_waiter,
-            timeout=timeout,
-            stop=stop,
-            poll_interval=poll_interval,
-        )
+        def loop(read: Reader, opener: Callable[[], Waiter]) -> Follower:
+            return follow_records(
+                read, after, opener, timeout=timeout, stop=stop, poll_interval=poll_interval
+            )
+
+        def read(sequence: int) -> Iterator[AgentPoolStoreRecord]:
+            return self.watch(pool, sequence)
+
+        if self._telemetry is None:
+            return loop(read, open_waiter)
+        return telemetry_follow.follow(self._telemetry, pool, read, open_waiter, loop)

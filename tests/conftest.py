@@ -34,6 +34,7 @@ from tests.databases import (  # noqa: F401 - fixtures
     sqlite_url,
 )
 from tests.reliability.workers import Database
+from tests.telemetry_support import collected  # noqa: F401 - fixture
 
 REFERENCE = Path(__file__).parent / "fixtures" / "rust-reference"
 

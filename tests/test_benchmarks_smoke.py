@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import async_store, cpu, peers, profiling, snapshots, targets
+from benchmarks import async_store, cpu, peers, profiling, snapshots, targets, telemetry
 from benchmarks.__main__ import main
 from benchmarks.databases import postgresql_problem, sqlite_database
 from benchmarks.embedding import BATCH, measure
@@ -232,3 +232,25 @@ def test_cpu_benchmark_measures_every_operation() -> None:
         for figures in by_operation.values():
             assert figures["wall"] > 0
             assert figures["user"] + figures["system"] > 0
+
+
+def test_telemetry_benchmark_measures_every_variant(capsys: pytest.CaptureFixture[str]) -> None:
+    problem = postgresql_problem()
+    if problem is not None and os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL unreachable: {problem}")
+    results = telemetry.main(["--quick", "--appends", "10", "--rounds", "2"])
+    assert "SQLite" in results
+    variants = {
+        telemetry.NOT_INSTALLED,
+        telemetry.AGAIN,
+        telemetry.NO_SDK,
+        telemetry.EXPORTER,
+        telemetry.SAMPLED,
+    }
+    for figures in results.values():
+        assert set(figures) == variants
+        assert all(each.appends_per_second > 0 for each in figures.values())
+        assert figures[telemetry.NOT_INSTALLED].extra_cpu_us == 0
+    printed = capsys.readouterr().out
+    assert "quick: 10 appends x 2 rounds" in printed
+    assert printed.count("| SQLite |") == len(variants)

@@ -42,6 +42,7 @@ from agent_pool_store.sql.settings import (
     safe_url,
 )
 from agent_pool_store.sql.store import SqlAgentPoolStore, open_store
+from agent_pool_store.telemetry import Telemetry
 
 
 class AsyncBoundAgentPoolStore(AsyncStoreFace[BoundAgentPoolStore]):
@@ -163,6 +164,7 @@ async def open_async_store(
     auto_upgrade: bool | None = None,
     postgresql_one_statement: bool = True,
     schema: str | None = None,
+    telemetry: Telemetry | None = None,
 ) -> AsyncSqlAgentPoolStore:
     """Open the SQL store on asyncio, on a database URL or an existing ``AsyncEngine``.
 
@@ -170,7 +172,8 @@ async def open_async_store(
     on open) or ``postgresql+psycopg://…`` (psycopg's ``AsyncConnection``; migrated
     beforehand unless ``auto_upgrade=True``); ``sqlite://`` and ``postgresql://`` stand for
     those drivers. Other drivers, ``postgresql+asyncpg`` among them, are refused with
-    HostConfigurationNeeded. The options are :func:`~agent_pool_store.sql.store.open_store`'s.
+    HostConfigurationNeeded. The options are :func:`~agent_pool_store.sql.store.open_store`'s;
+    the spans of an operation nest under the awaiting task's current span.
     """
     settings = EngineSettings(
         lock_timeout=lock_timeout,
@@ -188,6 +191,7 @@ async def open_async_store(
         auto_upgrade=auto_upgrade,
         postgresql_one_statement=postgresql_one_statement,
         schema=schema,
+        telemetry=telemetry,
     )
     try:
         store: SqlAgentPoolStore = await run_in_greenlet(opening)
@@ -199,6 +203,9 @@ async def open_async_store(
     if owns_engine and SqliteDialect.is_file(engine.url):
         sqlite3_url = engine.url.set(drivername="sqlite")
         writer = SqlAgentPoolStore(
-            engine_for_url(sqlite3_url, settings), settings=settings, owns_engine=True
+            engine_for_url(sqlite3_url, settings),
+            settings=settings,
+            owns_engine=True,
+            telemetry=telemetry,
         )
     return AsyncSqlAgentPoolStore(store, engine, owns_engine=owns_engine, writer=writer)

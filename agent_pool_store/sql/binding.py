@@ -44,6 +44,7 @@ from agent_pool_store.sql.errors import (
 )
 from agent_pool_store.sql.runner import CatchUpNeededError, SqlPoolUnit, SqlRunner
 from agent_pool_store.sql.unit_of_work import HostUnitOfWork
+from agent_pool_store.telemetry import StoreTelemetry
 
 T = TypeVar("T")
 
@@ -168,8 +169,10 @@ class BoundAgentPoolStore(PoolStoreOperations[BoundRunner]):
     See :mod:`agent_pool_store.sql.binding`. ``follow`` is refused (call it on the store).
     """
 
-    def __init__(self, runner: SqlRunner, host: HostTransaction) -> None:
-        super().__init__(BoundRunner(runner, host))
+    def __init__(
+        self, runner: SqlRunner, host: HostTransaction, telemetry: StoreTelemetry | None = None
+    ) -> None:
+        super().__init__(BoundRunner(runner, host), telemetry)
 
     def __repr__(self) -> str:
         return f"BoundAgentPoolStore({self._runner.store_name!r})"

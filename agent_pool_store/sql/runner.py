@@ -26,6 +26,7 @@ from typing import TypeVar, cast
 from pydantic import BaseModel
 from sqlalchemy import Engine, exc
 
+from agent_pool_store import telemetry_hooks
 from agent_pool_store.asyncio_bridge import pause
 from agent_pool_store.domain import (
     AgentPoolMember,
@@ -359,7 +360,9 @@ class SqlRunner:
                         f"{self._what()}: the connection was lost at COMMIT, which did not "
                         "take effect; nothing was written",
                     )
+                telemetry_hooks.retried("connection lost at COMMIT, which did not take effect")
             except CatchUpNeededError:
+                telemetry_hooks.retried("records to catch up: running again as a write")
                 write = True
             except exc.DBAPIError as error:
                 if error.connection_invalidated:
@@ -371,6 +374,7 @@ class SqlRunner:
                             error, self.engine.url
                         )
                     LOG.info("pool %r: connection lost before COMMIT; running again", pool_id)
+                    telemetry_hooks.retried("connection lost before COMMIT")
                     continue
                 if not is_transient(error):
                     raise translate(error, self._what()) from driver_cause(error, self.engine.url)
@@ -379,6 +383,7 @@ class SqlRunner:
                         error, self.engine.url
                     )
                 LOG.debug("pool %r: %s; running again", pool_id, first_line(error.orig))
+                telemetry_hooks.retried(first_line(error.orig))
                 backoff = min(0.2, 0.005 * 2**attempt) * random.uniform(0.5, 1.5)
                 self._pause(max(0.0, min(backoff, deadline - time.monotonic())))
                 attempt += 1
@@ -445,6 +450,7 @@ class SqlRunner:
                 projected_seq + 1,
                 previous,
             )
+            telemetry_hooks.caught_up(projected_seq + 1, previous)
         caught_up = uow.pools.head(pool_id, lock=False)
         assert caught_up is not None
         return caught_up

@@ -24,6 +24,7 @@ from agent_pool_store.sql.errors import driver_cause, translate
 from agent_pool_store.sql.integrity import VerificationReport, rebuild_pool, verify_pool
 from agent_pool_store.sql.runner import SqlPoolUnit, SqlRunner
 from agent_pool_store.sql.settings import DEFAULT_URL, EngineSettings, SqliteSynchronous, safe_url
+from agent_pool_store.telemetry import Telemetry, store_telemetry
 
 
 class SqlAgentPoolStore(PoolStoreOperations[SqlRunner]):
@@ -42,11 +43,15 @@ class SqlAgentPoolStore(PoolStoreOperations[SqlRunner]):
         *,
         settings: EngineSettings | None = None,
         owns_engine: bool = False,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings or EngineSettings()
         self.engine, self.dialect = build_engine(engine, self.settings)
         self._owns_engine = owns_engine
-        super().__init__(SqlRunner(self.engine, self.dialect, self.settings))
+        super().__init__(
+            SqlRunner(self.engine, self.dialect, self.settings),
+            store_telemetry(telemetry, self.dialect.name),
+        )
 
     def __repr__(self) -> str:
         schema = "" if self.settings.schema is None else f", schema={self.settings.schema!r}"
@@ -83,7 +88,7 @@ class SqlAgentPoolStore(PoolStoreOperations[SqlRunner]):
 
         See :mod:`agent_pool_store.sql.binding` (locks, SQLite's write transaction, retries).
         """
-        return BoundAgentPoolStore(self._runner, host)
+        return BoundAgentPoolStore(self._runner, host, self._telemetry)
 
     def __enter__(self) -> SqlAgentPoolStore:
         return self
@@ -176,6 +181,7 @@ def open_store(
     auto_upgrade: bool | None = None,
     postgresql_one_statement: bool = True,
     schema: str | None = None,
+    telemetry: Telemetry | None = None,
 ) -> SqlAgentPoolStore:
     """Open the SQL store on a database URL or an existing engine.
 
@@ -187,7 +193,9 @@ def open_store(
     (see :class:`~agent_pool_store.sql.settings.EngineSettings`). ``schema`` (PostgreSQL
     only; SQLite refuses it with HostConfigurationNeeded) keeps every table of the store in
     that schema: it must exist and be migrated (``migrations.upgrade(url, schema=…)``, which
-    creates it) unless ``auto_upgrade=True``.
+    creates it) unless ``auto_upgrade=True``. ``telemetry``: where the store's operations
+    report (OpenTelemetry's global providers by default, when the ``otel`` extra is
+    installed; see :mod:`agent_pool_store.telemetry`).
     """
     settings = EngineSettings(
         lock_timeout=lock_timeout,
@@ -214,4 +222,6 @@ def open_store(
         if owns_engine:
             engine.dispose()
         raise
-    return SqlAgentPoolStore(engine, settings=settings, owns_engine=owns_engine)
+    return SqlAgentPoolStore(
+        engine, settings=settings, owns_engine=owns_engine, telemetry=telemetry
+    )

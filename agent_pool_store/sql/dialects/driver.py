@@ -31,6 +31,7 @@ from sqlalchemy.engine import Dialect
 
 from agent_pool_store.asyncio_bridge import wait_for
 from agent_pool_store.sql import statements
+from agent_pool_store.sql.statement_spans import statement_span
 
 T = TypeVar("T")
 
@@ -204,7 +205,8 @@ def _run(
                 await driver.set_autocommit(False)
 
     try:
-        return _on_driver(connection, work, work_async)
+        with statement_span(connection, steps):  # telemetry: a child span of the operation
+            return _on_driver(connection, work, work_async)
     except dbapi.Error as error:
         lost = dialect.is_disconnect(error, connection.connection.dbapi_connection, None)
         if lost or not failed:  # lost, or its mode could not be set: not to be used again

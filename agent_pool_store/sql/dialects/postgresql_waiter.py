@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import Engine, exc
 
+from agent_pool_store import telemetry_hooks
 from agent_pool_store.asyncio_bridge import wait_for
 from agent_pool_store.sql.errors import driver_cause, first_line, follow_unavailable
 from agent_pool_store.sql.schema import FollowerRow, table_of
@@ -144,6 +145,7 @@ class PostgresWaiter:
                 self._pool_id,
                 first_line(error),
             )
+            telemetry_hooks.reconnected(first_line(error))
             self.close()
             self._connect()
             return True
