@@ -167,6 +167,19 @@ def _records_after(unit: PoolUnit, sequence: int) -> Sequence[AgentPoolStoreReco
     return unit.records_after(sequence, WATCH_BATCH)
 
 
+def _followed_records_after(
+    unit: PoolUnit, sequence: int, pool_id: str
+) -> Sequence[AgentPoolStoreRecord]:
+    """:func:`_records_after` for a follower.
+
+    A follower holding a cursor has seen the pool opened: an unopened pool was deleted (or
+    archived) since, AgentError NotRetryable.
+    """
+    if unit.config() is None and sequence > 0:
+        raise AgentError.pool_deleted(pool_id, sequence)
+    return _records_after(unit, sequence)
+
+
 R = TypeVar("R", bound=PoolRunner)
 
 
@@ -340,13 +353,20 @@ class PoolStoreOperations(Generic[R]):
         after = arguments.cursor_sequence(cursor)
         return self._watch(pool_id, after)
 
-    def _watch(self, pool_id: str, after: int) -> Iterator[AgentPoolStoreRecord]:
+    def _watch(
+        self, pool_id: str, after: int, *, following: bool = False
+    ) -> Iterator[AgentPoolStoreRecord]:
         if after >= MAX_STORED_SEQUENCE:
             return  # no stored record can come after it
+        read = (
+            functools.partial(_followed_records_after, pool_id=pool_id)
+            if following
+            else _records_after
+        )
         while True:
             with about_pool(pool_id):
                 batch = self._runner.run(
-                    pool_id, write=False, work=functools.partial(_records_after, sequence=after)
+                    pool_id, write=False, work=functools.partial(read, sequence=after)
                 )
             for record in batch:
                 after = record.cursor.sequence
@@ -393,7 +413,7 @@ class PoolStoreOperations(Generic[R]):
                 return self._runner.open_waiter(pool, poll_interval)
 
         return follow_records(
-            lambda sequence: self.watch(pool, sequence),
+            lambda sequence: self._watch(pool, sequence, following=True),
             after,
             open_waiter,
             timeout=timeout,

@@ -239,6 +239,19 @@ class PostgresqlDialect:
         """An advisory transaction lock: concurrent upgrades run one after the other."""
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
 
+    def lock_logs(self, connection: Connection) -> None:
+        """``LOCK TABLE`` the two shared tables against writers until the unit ends.
+
+        ``SHARE ROW EXCLUSIVE``: every insert, update or delete (the reference's included,
+        which does not take the pool's row lock) waits, readers do not, and two units that
+        take it run one after the other (it conflicts with itself), so they cannot
+        deadlock on it. Waits for writers already in their transaction, within
+        ``lock_timeout``.
+        """
+        connection.execute(
+            text("LOCK TABLE agent_pool_records, agent_pool_event_seq IN SHARE ROW EXCLUSIVE MODE")
+        )
+
     def read_head(self, connection: Connection, pool_id: str, *, lock: bool) -> PoolHead | None:
         """The head, its row ``FOR UPDATE`` and the unit's transaction id when ``lock``."""
         statement = _HEAD_FOR_WRITE if lock else statements.HEAD
