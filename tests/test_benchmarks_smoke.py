@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import async_store, cpu, peers, profiling, snapshots
+from benchmarks import async_store, cpu, peers, pool_listing, profiling, snapshots
 from benchmarks.__main__ import main
 from benchmarks.databases import postgresql_problem, sqlite_database
 from benchmarks.embedding import BATCH, measure
@@ -166,3 +166,15 @@ def test_cpu_benchmark_measures_every_operation() -> None:
         for figures in by_operation.values():
             assert figures["wall"] > 0
             assert figures["user"] + figures["system"] > 0
+
+
+def test_pool_listing_benchmark_measures_every_figure() -> None:
+    problem = postgresql_problem()
+    if problem is not None and os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL unreachable: {problem}")
+    results = pool_listing.run((20, 1_005), rounds=1)  # 1,005: more than one page
+    assert "SQLite" in results
+    for rows in results.values():
+        assert [row["pools"] for row in rows] == [20, 1_005]
+        for row in rows:
+            assert all(value > 0 for value in row.values()), row

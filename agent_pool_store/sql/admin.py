@@ -128,17 +128,12 @@ def utc(value: datetime) -> datetime:
 
 def _served(row: Row[Any]) -> PoolSummary | None:
     """The row's summary, or ``None`` when the pool must be caught up (or checked) first."""
-    if row.projected_seq is None or not row.sound or row.cursor != row.projected_seq:
+    pool_id, records, cursor, members, created, opened, projected_seq, last, sound = row
+    if projected_seq is None or not sound or cursor != projected_seq:
         return None
-    return PoolSummary(
-        pool_id=row.pool_id,
-        records=int(row.records),
-        members=int(row.members),
-        cursor=int(row.cursor),
-        created=bool(row.created),
-        opened=bool(row.opened),
-        last_append_at=None if row.last_append_at is None else utc(row.last_append_at),
-    )
+    if last is not None and last.tzinfo is not UTC:
+        last = utc(last)
+    return PoolSummary(pool_id, records, members, cursor, bool(created), bool(opened), None, last)
 
 
 def idle_cutoff(idle_for: timedelta) -> datetime:
