@@ -18,6 +18,7 @@ into the tables (records, pool rows, member rows), as the store would have left 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -142,7 +143,9 @@ def run(sizes: tuple[int, ...], rounds: int) -> dict[str, list[dict[str, Any]]]:
     """SQLite, and PostgreSQL when its server is reachable; a fresh database per size."""
     results: dict[str, list[dict[str, Any]]] = {}
     for size in sizes:
-        for dialect, row in on_each_dialect(lambda url: measure(url, size, rounds)).items():
+        for dialect, row in on_each_dialect(
+            functools.partial(_measure_size, count=size, rounds=rounds)
+        ).items():
             results.setdefault(dialect, []).append(row)
     return results
 

@@ -128,7 +128,7 @@ def utc(value: datetime) -> datetime:
 
 def _served(row: Row[Any]) -> PoolSummary | None:
     """The row's summary, or ``None`` when the pool must be caught up (or checked) first."""
-    pool_id, records, cursor, members, created, opened, projected_seq, last, sound = row
+    pool_id, records, cursor, members, created, opened, projected_seq, last, sound = tuple(row)
     if projected_seq is None or not sound or cursor != projected_seq:
         return None
     if last is not None and last.tzinfo is not UTC:
