@@ -144,7 +144,7 @@ def run(sizes: tuple[int, ...], rounds: int) -> dict[str, list[dict[str, Any]]]:
     results: dict[str, list[dict[str, Any]]] = {}
     for size in sizes:
         for dialect, row in on_each_dialect(
-            functools.partial(_measure_size, count=size, rounds=rounds)
+            functools.partial(measure, count=size, rounds=rounds)
         ).items():
             results.setdefault(dialect, []).append(row)
     return results
