@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, and_, bindparam, func, literal, or_, select, union
+from sqlalchemy import Integer, Text, and_, bindparam, func, literal, or_, select, union
 from sqlalchemy.engine import Row
 
 from agent_pool_store.errors import AgentError, RetryClassification
@@ -58,8 +58,25 @@ class PoolSummary:
     (UTC; ``None`` for a pool the store has no row of, such as a damaged foreign pool)."""
 
 
-def _page_columns(page: Any) -> Any:
-    """The listing's statement over ``page``, a subquery of pool ids (``pool_id``)."""
+_AFTER = bindparam("after", type_=Text)
+_LIMIT: Any = bindparam("limit", type_=Integer)
+
+
+def _probe(*where: Any) -> Any:
+    """The first record's seq matching ``where``, or NULL: one probe of the log's key.
+
+    A correlated ``LIMIT 1`` subquery, as in ``statements.first_unprojected``: written as
+    ``EXISTS``, PostgreSQL hashed it over the whole log once per page.
+    """
+    return select(_RECORDS.c.seq).where(*where).order_by(_RECORDS.c.seq).limit(1).scalar_subquery()
+
+
+def _page_columns(page: Any, *, paged: bool = True) -> Any:
+    """The listing's statement over ``page``, a subquery of pool ids (``pool_id``).
+
+    ``paged``: the pool rows joined are those after ``:after`` (so PostgreSQL's merge join
+    starts there rather than at the first pool).
+    """
     pool_id = page.c.pool_id
     last = select(func.max(_RECORDS.c.seq)).where(_RECORDS.c.pool_id == pool_id)
     records = select(func.count()).select_from(_RECORDS).where(_RECORDS.c.pool_id == pool_id)
@@ -68,11 +85,10 @@ def _page_columns(page: Any) -> Any:
     # correlate with the page two levels up; nothing is locked here, so the row is the
     # statement's snapshot)
     watermark = _POOLS.c.projected_seq
-    at_watermark = select(_RECORDS.c.seq).where(
-        _RECORDS.c.pool_id == pool_id, _RECORDS.c.seq == watermark
-    )
-    below_one = select(_RECORDS.c.seq).where(_RECORDS.c.pool_id == pool_id, _RECORDS.c.seq < 1)
-    sound = and_(or_(watermark == 0, at_watermark.exists()), ~below_one.exists())
+    at_watermark = _probe(_RECORDS.c.pool_id == pool_id, _RECORDS.c.seq == watermark)
+    below_one = _probe(_RECORDS.c.pool_id == pool_id, _RECORDS.c.seq < 1)
+    sound = and_(or_(watermark == 0, at_watermark.is_not(None)), below_one.is_(None))
+    joined = [_POOLS.c.pool_id == pool_id] + ([_POOLS.c.pool_id > _AFTER] if paged else [])
     return (
         select(
             pool_id,
@@ -85,13 +101,9 @@ def _page_columns(page: Any) -> Any:
             _POOLS.c.last_append_at,
             sound.label("sound"),
         )
-        .select_from(page.outerjoin(_POOLS, _POOLS.c.pool_id == pool_id))
+        .select_from(page.outerjoin(_POOLS, and_(*joined)))
         .order_by(pool_id)
     )
-
-
-_AFTER = bindparam("after", type_=Text)
-_LIMIT: Any = bindparam("limit")
 
 
 def _first(query: Any) -> Any:
@@ -117,7 +129,9 @@ def page_statement(idle: bool) -> Any:
     return _page_columns(page)
 
 
-ONE_POOL = _page_columns(select(bindparam("pool_id", type_=Text).label("pool_id")).subquery("page"))
+ONE_POOL = _page_columns(
+    select(bindparam("pool_id", type_=Text).label("pool_id")).subquery("page"), paged=False
+)
 """The listing's row of ``:pool_id`` alone."""
 
 
