@@ -398,3 +398,39 @@ def test_migration_0006_starts_existing_pools_at_the_migration(tmp_path: Path) -
         assert "last_append_at" not in columns
     finally:
         engine.dispose()
+
+
+def test_a_damaged_pool_is_not_archived_but_can_be_deleted(
+    store: Any, database: Database, tmp_path: Path
+) -> None:
+    small_pool(store, "pool.damaged")
+    database.raw().insert_record("pool.damaged", 3, "member_joined", "{not json")
+    rows = rows_of(database, "pool.damaged")
+    with pytest.raises(AgentError) as raised:
+        store.archive("pool.damaged", tmp_path / "damaged.jsonl")
+    assert raised.value.retry is RetryClassification.REPAIR_NEEDED
+    assert "seq 3 cannot be read" in raised.value.message
+    assert list(tmp_path.glob("damaged*")) == []
+    assert rows_of(database, "pool.damaged") == rows
+    assert store.delete_pool("pool.damaged") == 3  # erasure does not need a readable log
+    assert set(rows_of(database, "pool.damaged").values()) == {0}
+
+
+@pytest.mark.postgresql
+def test_lifecycle_in_a_schema_of_its_own(pg_schema_url: Any, tmp_path: Path) -> None:
+    from tests.databases import PG_SCHEMA
+
+    with open_store(pg_schema_url, schema=PG_SCHEMA) as store:
+        fill(store, "pool.schema")
+        before = seen(store, "pool.schema")
+        old = datetime.now(UTC) - timedelta(days=9)
+        with store.engine.begin() as connection:
+            connection.exec_driver_sql(f'SET LOCAL search_path = "{PG_SCHEMA}"')
+            connection.execute(update(POOLS_TABLE).values(last_append_at=old))
+        assert [s.pool_id for s in store.pools(idle_for=timedelta(days=8))] == ["pool.schema"]
+        store.archive("pool.schema", tmp_path / "schema.jsonl.gz", idle_for=timedelta(days=8))
+        assert store.pools() == []
+        store.restore(tmp_path / "schema.jsonl.gz")
+        assert seen(store, "pool.schema") == before
+        assert store.delete_pool("pool.schema") == 10
+        assert store.pools() == []
