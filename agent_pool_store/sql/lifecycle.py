@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select, type_coerce, update
+from sqlalchemy.types import NullType
 
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
 from agent_pool_store.operations import PoolUnit
@@ -116,6 +117,27 @@ def delete_pool_rows(uow: SqlUnitOfWork, pool_id: str) -> int:
         if table is statements.RECORDS:
             deleted = result.rowcount
     return deleted
+
+
+_LAST_APPEND_AS_STORED = type_coerce(statements.POOLS.c.last_append_at, NullType())
+"""``last_append_at`` as the driver hands it over (SQLite's text kept byte for byte)."""
+
+
+def last_append_as_stored(uow: SqlUnitOfWork, pool_id: str) -> object:
+    """The pool's ``last_append_at`` exactly as stored (for :func:`set_last_append`)."""
+    return uow.connection.execute(
+        select(_LAST_APPEND_AS_STORED).where(statements.POOLS.c.pool_id == pool_id)
+    ).scalar()
+
+
+def set_last_append(uow: SqlUnitOfWork, pool_id: str, stored: object) -> None:
+    """Put back a value :func:`last_append_as_stored` read (``rebuild`` is no activity)."""
+    uow.connection.execute(
+        update(statements.POOLS)
+        .where(statements.POOLS.c.pool_id == pool_id)
+        .values(last_append_at=type_coerce(bindparam("stored"), NullType())),
+        {"stored": stored},
+    )
 
 
 def _check_idle(uow: SqlUnitOfWork, pool_id: str, cutoff: datetime) -> None:

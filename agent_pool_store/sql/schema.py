@@ -79,8 +79,9 @@ class PoolRow(Base):
     last_append_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), server_default=func.current_timestamp()
     )
-    """When the watermark last advanced (an append, a catch-up, an import; migration 0006):
-    the database's clock on PostgreSQL, the writing process's on SQLite (the same host)."""
+    """When the watermark last advanced (an append, a catch-up, an import; ``rebuild`` keeps
+    it; migration 0006): the database's clock on PostgreSQL, the writing process's on SQLite
+    (the same host)."""
 
 
 class ProjectionColumns:

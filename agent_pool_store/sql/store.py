@@ -115,7 +115,8 @@ class SqlAgentPoolStore(PoolStoreOperations[SqlRunner]):
         """Recompute a pool's projections from its log; return the records applied.
 
         Fails with RepairNeeded, changing nothing, if a record of the pool cannot be read,
-        and with HostConfigurationNeeded if the pool has no records.
+        and with HostConfigurationNeeded if the pool has no records. The pool's last append
+        time is kept: a repair is no activity.
         """
         pool_id = arguments.identifier("pool_id", pool_id)
 
@@ -123,8 +124,11 @@ class SqlAgentPoolStore(PoolStoreOperations[SqlRunner]):
             assert isinstance(unit, SqlPoolUnit)
             if not unit.uow.records.last_seq(pool_id):
                 raise AgentError.pool_not_opened(self._runner.store_name)  # no log to rebuild
+            last_append = lifecycle.last_append_as_stored(unit.uow, pool_id)
             rebuild_pool(unit.uow, pool_id)
-            return self._runner.catch_up(unit.uow, pool_id, 0, gaps=True).projected_seq
+            applied = self._runner.catch_up(unit.uow, pool_id, 0, gaps=True).projected_seq
+            lifecycle.set_last_append(unit.uow, pool_id, last_append)  # a repair, no activity
+            return applied
 
         with about_pool(pool_id):
             return self._runner.run(pool_id, write=True, work=work, catch_up=False)

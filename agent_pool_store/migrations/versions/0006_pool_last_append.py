@@ -5,10 +5,10 @@ Revises: 0005
 Create Date: 2026-12-08
 
 ``agent_pool_store_pools.last_append_at`` (timestamp with time zone) is set whenever the
-store advances the pool's watermark: an append, a catch-up of another writer's records, a
-rebuild, an import. A new row starts at the time it is created; existing rows start at the
-time of this migration (the store cannot know older activity). It lives in our own table,
-so the two tables shared with the reference are unchanged.
+store advances the pool's watermark: an append, a catch-up of another writer's records, an
+import (``rebuild`` keeps it). A new row starts at the time it is created; existing rows
+start at the time of this migration (the store cannot know older activity). It lives in our
+own table, so the two tables shared with the reference are unchanged.
 
 On SQLite the table is rebuilt (batch mode): SQLite's ``ALTER TABLE ADD COLUMN`` takes no
 default that is not a constant.
