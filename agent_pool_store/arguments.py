@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -91,3 +92,29 @@ def cursor_sequence(value: object) -> int:
     raise AgentError.invalid_argument(
         f"cursor must be AgentPoolStoreCursor, int or None, not {type(value).__name__}"
     )
+
+
+def duration(name: str, value: object) -> timedelta | None:
+    """A ``timedelta`` or a number of seconds (>= 0) as a ``timedelta``; ``None`` stays."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise AgentError.invalid_argument(
+            f"{name} must be a timedelta or seconds, not {type(value).__name__}"
+        )
+    if not seconds >= 0 or seconds == float("inf"):
+        raise AgentError.invalid_argument(f"{name} must be a finite duration >= 0, got {value!r}")
+    return timedelta(seconds=seconds)
+
+
+def optional_count(name: str, value: object) -> int | None:
+    """``None``, or an int >= 1, or AgentError."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise AgentError.invalid_argument(f"{name} must be an integer >= 1, got {value!r}")
+    return value

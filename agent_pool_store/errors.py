@@ -150,6 +150,17 @@ class AgentError(Exception):
         )
 
     @classmethod
+    def pool_deleted(cls, pool_id: str, cursor: int) -> AgentError:
+        """A followed pool was deleted (or archived): its log no longer reaches ``cursor``."""
+        return cls(
+            AgentErrorKind.INVALID_STATE_TRANSITION,
+            RetryClassification.NOT_RETRYABLE,
+            f"agent pool {pool_id!r} was deleted (or archived) while followed: it is no "
+            f"longer opened, and its log no longer holds seq {cursor}",
+            pool_id=pool_id,
+        )
+
+    @classmethod
     def damaged_projection(cls, pool_id: str, area: str, reason: str) -> AgentError:
         """A projection row of a pool cannot be read; ``rebuild`` repairs it from the log."""
         return cls(

@@ -177,6 +177,19 @@ def _records_after(unit: PoolUnit, sequence: int) -> Sequence[AgentPoolStoreReco
     return unit.records_after(sequence, WATCH_BATCH)
 
 
+def _followed_records_after(
+    unit: PoolUnit, sequence: int, pool_id: str
+) -> Sequence[AgentPoolStoreRecord]:
+    """:func:`_records_after` for a follower.
+
+    A follower holding a cursor has seen the pool opened: an unopened pool was deleted (or
+    archived) since, AgentError NotRetryable.
+    """
+    if unit.config() is None and sequence > 0:
+        raise AgentError.pool_deleted(pool_id, sequence)
+    return _records_after(unit, sequence)
+
+
 R = TypeVar("R", bound=PoolRunner)
 
 
@@ -371,11 +384,18 @@ class PoolStoreOperations(Generic[R]):
         after = arguments.cursor_sequence(cursor)
         return self._watch(pool_id, after)
 
-    def _watch(self, pool_id: str, after: int) -> Iterator[AgentPoolStoreRecord]:
+    def _watch(
+        self, pool_id: str, after: int, *, following: bool = False
+    ) -> Iterator[AgentPoolStoreRecord]:
         if after >= MAX_STORED_SEQUENCE:
             return  # no stored record can come after it
+        read = (
+            functools.partial(_followed_records_after, pool_id=pool_id)
+            if following
+            else _records_after
+        )
         while True:
-            batch = self._watch_batch(pool_id, after)
+            batch = self._watch_batch(pool_id, after, read)
             for record in batch:
                 after = record.cursor.sequence
                 yield record
@@ -383,11 +403,13 @@ class PoolStoreOperations(Generic[R]):
                 return
 
     @traced("watch", describe=records_read)
-    def _watch_batch(self, pool_id: str, after: int) -> Sequence[AgentPoolStoreRecord]:
-        """One batch of :meth:`watch`: one transaction, one span."""
+    def _watch_batch(
+        self, pool_id: str, after: int, read: Callable[..., Sequence[AgentPoolStoreRecord]]
+    ) -> Sequence[AgentPoolStoreRecord]:
+        """One batch of :meth:`watch` (``read``: the unit's work): one transaction, one span."""
         with about_pool(pool_id):
             return self._runner.run(
-                pool_id, write=False, work=functools.partial(_records_after, sequence=after)
+                pool_id, write=False, work=functools.partial(read, sequence=after)
             )
 
     @traced("next_event_sequence")
@@ -435,7 +457,7 @@ class PoolStoreOperations(Generic[R]):
             )
 
         def read(sequence: int) -> Iterator[AgentPoolStoreRecord]:
-            return self.watch(pool, sequence)
+            return self._watch(pool, sequence, following=True)
 
         if self._telemetry is None:
             return loop(read, open_waiter)

@@ -13,7 +13,16 @@ from typing import Any
 
 import pytest
 
-from benchmarks import async_store, cpu, peers, profiling, snapshots, targets, telemetry
+from benchmarks import (
+    async_store,
+    cpu,
+    peers,
+    pool_listing,
+    profiling,
+    snapshots,
+    targets,
+    telemetry,
+)
 from benchmarks.__main__ import main
 from benchmarks.databases import postgresql_problem, sqlite_database
 from benchmarks.embedding import BATCH, measure
@@ -254,3 +263,15 @@ def test_telemetry_benchmark_measures_every_variant(capsys: pytest.CaptureFixtur
     printed = capsys.readouterr().out
     assert "quick: 10 appends x 2 rounds" in printed
     assert printed.count("| SQLite |") == len(variants)
+
+
+def test_pool_listing_benchmark_measures_every_figure() -> None:
+    problem = postgresql_problem()
+    if problem is not None and os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL unreachable: {problem}")
+    results = pool_listing.run((20, 1_005), rounds=1)  # 1,005: more than one page
+    assert "SQLite" in results
+    for rows in results.values():
+        assert [row["pools"] for row in rows] == [20, 1_005]
+        for row in rows:
+            assert all(value > 0 for value in row.values()), row

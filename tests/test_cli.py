@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,10 @@ def seed(url: str) -> None:
     foreign.dispose()
 
 
+POOLS_HEADER = "pool_id\trecords\tmembers\tcursor\tcreated\tlast_append"
+"""The plain header line of ``pools``."""
+
+
 # --- running the CLI -------------------------------------------------------------------------
 
 
@@ -243,7 +248,7 @@ def test_unmigrated_postgresql_needs_migrate(fresh_pg: str) -> None:
     ok(["--url", fresh_pg, "migrate", "--revision", "0001"])
     assert "current: 0001" in ok(["--url", fresh_pg, "current"]).stdout
     ok(["--url", fresh_pg, "migrate"])
-    assert ok(["--url", fresh_pg, "pools"]).stdout == "pool_id\trecords\tmembers\tcursor\tcreated\n"
+    assert ok(["--url", fresh_pg, "pools"]).stdout == POOLS_HEADER + "\n"
 
 
 def test_migrate_unknown_revision_fails_in_one_line(tmp_path: Path) -> None:
@@ -259,16 +264,22 @@ def test_migrate_unknown_revision_fails_in_one_line(tmp_path: Path) -> None:
 def test_pools(db: Db) -> None:
     seed(db.url)
     result = ok(["--url", db.url, "pools"])
-    assert result.stdout.splitlines() == [
-        "pool_id\trecords\tmembers\tcursor\tcreated",
-        f"{POOL}\t10\t2\t10\ttrue",
-        f"{OTHER}\t3\t1\t3\ttrue",  # the foreign pool_created is caught up and counted
+    lines = result.stdout.splitlines()
+    assert lines[0] == POOLS_HEADER
+    rows = [line.split("\t") for line in lines[1:]]
+    assert [row[:-1] for row in rows] == [
+        [POOL, "10", "2", "10", "true"],
+        [OTHER, "3", "1", "3", "true"],  # the foreign pool_created is caught up and counted
     ]
     listed = json.loads(ok(["--url", db.url, "pools", "--json"]).stdout)
     assert [(p["pool_id"], p["records"], p["cursor"], p["problem"]) for p in listed] == [
         (POOL, 10, 10, None),
         (OTHER, 3, 3, None),
     ]
+    for row, pool in zip(rows, listed, strict=True):  # the last append: ISO 8601, UTC
+        appended = datetime.fromisoformat(pool["last_append_at"])
+        assert appended.utcoffset() == timedelta(0)
+        assert row[-1] == appended.isoformat(timespec="seconds")
     with open_store(db.url) as store:
         assert [s.pool_id for s in store.pools()] == [POOL, OTHER]
 
@@ -351,7 +362,7 @@ def test_url_from_environment_and_default(
         assert "agent-pool-store migrate" in line, line
         assert not (workdir / "agent-pool.sqlite").exists()
     ok(["migrate"])
-    assert ok(["pools"]).stdout == "pool_id\trecords\tmembers\tcursor\tcreated\n"
+    assert ok(["pools"]).stdout == POOLS_HEADER + "\n"
     assert "url: sqlite:///agent-pool.sqlite" in ok(["current"]).stdout
 
 
@@ -624,7 +635,7 @@ def test_console_script_plain_when_piped(db: Db) -> None:
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.splitlines()[0] == "pool_id\trecords\tmembers\tcursor\tcreated"
+    assert completed.stdout.splitlines()[0] == POOLS_HEADER
     assert "\x1b[" not in completed.stdout
     completed = subprocess.run(
         [str(SCRIPT), "snapshot", "pool.nowhere"],

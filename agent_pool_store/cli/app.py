@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL, make_url
 
 from agent_pool_store.cli import (
     commands_integrity,
+    commands_lifecycle,
     commands_pools,
     commands_schema,
     commands_transfer,
@@ -209,6 +210,12 @@ def cli(ctx: click.Context, url: URL, schema: str | None, lock_timeout: float, p
     )
 
 
-for _module in (commands_schema, commands_pools, commands_transfer, commands_integrity):
+for _module in (
+    commands_schema,
+    commands_pools,
+    commands_transfer,
+    commands_lifecycle,
+    commands_integrity,
+):
     for _command in _module.COMMANDS:
         cli.add_command(_command)

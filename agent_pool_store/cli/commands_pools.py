@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from datetime import timedelta
 from types import FrameType
 
 import click
@@ -16,9 +18,12 @@ from rich.table import Table
 from rich.text import Text
 
 from agent_pool_store.cli.context import CliState, pass_state
+from agent_pool_store.cli.durations import duration_option
 from agent_pool_store.cli.output import Output
 from agent_pool_store.domain import AgentPoolSnapshot, AgentPoolStoreRecord
 from agent_pool_store.render import address_text, record_text, snapshot_text
+from agent_pool_store.sql.admin import PoolSummary
+from agent_pool_store.sql.store import SqlAgentPoolStore
 
 RECORD_STYLES = {
     "pool_opened": "bold cyan",
@@ -30,32 +35,103 @@ RECORD_STYLES = {
 }
 
 
+PAGE = 1000
+"""Pools listed per store call: the command prints each page as it comes."""
+
+COLUMNS = ("pool_id", "records", "members", "cursor", "created", "last_append")
+
+
+def summary_json(summary: PoolSummary) -> str:
+    """One pool as a JSON object (``last_append_at`` in ISO 8601, UTC)."""
+    fields = asdict(summary)
+    when = summary.last_append_at
+    fields["last_append_at"] = None if when is None else when.isoformat()
+    return json.dumps(fields, ensure_ascii=False)
+
+
+def summary_row(summary: PoolSummary) -> list[object]:
+    """One pool as a table row (the columns of :data:`COLUMNS`, then the problem)."""
+    when = summary.last_append_at
+    shown = None if when is None else when.isoformat(timespec="seconds")
+    s = summary
+    return [s.pool_id, s.records, s.members, s.cursor, s.created, shown, s.problem]
+
+
+def listed_pools(
+    store: SqlAgentPoolStore,
+    *,
+    idle_for: timedelta | None,
+    after: str | None = None,
+    limit: int | None = None,
+) -> Iterator[PoolSummary]:
+    """The store's pools, a page per call, from ``after`` on, at most ``limit``."""
+    left = limit
+    while left is None or left > 0:
+        size = PAGE if left is None else min(PAGE, left)
+        page = store.pools(idle_for=idle_for, limit=size, after=after)
+        yield from page
+        if len(page) < size:
+            return
+        after = page[-1].pool_id
+        if left is not None:
+            left -= len(page)
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="A JSON array instead of a table.")
+@click.option(
+    "--idle-for",
+    callback=duration_option,
+    default=None,
+    help="Only pools without an append for this long (30d, 12h, 1d12h, 90m, 45s).",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many pools.")
+@click.option("--after", default=None, help="Only pools whose id sorts after this one (pages).")
 @pass_state
-def pools(state: CliState, as_json: bool) -> None:
-    """List every pool with its record count, member count, last cursor and created flag."""
-    with state.open_store() as store:
-        summaries = store.pools()
+def pools(
+    state: CliState,
+    as_json: bool,
+    idle_for: timedelta | None,
+    limit: int | None,
+    after: str | None,
+) -> None:
+    """List pools: record count, member count, last cursor, created flag, last append.
+
+    Pools come in the database's order of ids, printed a page at a time as they are read.
+    """
     output = state.output
-    if as_json:
-        output.raw(json.dumps([asdict(summary) for summary in summaries], ensure_ascii=False))
-        return
-    columns = ["pool_id", "records", "members", "cursor", "created"]
-    problems = any(summary.problem for summary in summaries)
-    rows = [
-        [s.pool_id, s.records, s.members, s.cursor, s.created] + ([s.problem] if problems else [])
-        for s in summaries
-    ]
-    if output.rich and not rows:
-        output.note(f"no pools in {state.shown_url}")
-        return
-    output.table(
-        [*columns, "problem"] if problems else columns,
-        rows,
-        title=f"pools in {state.shown_url}" if output.rich else None,
-        numeric=("records", "members", "cursor"),
-    )
+    with state.open_store() as store:
+        listed = listed_pools(store, idle_for=idle_for, after=after, limit=limit)
+        if as_json:
+            output.raw("[")
+            for index, summary in enumerate(listed):
+                output.raw(("," if index else "") + summary_json(summary))
+            output.raw("]")
+            return
+        count = 0
+        title = f"pools in {state.shown_url}" if output.rich else None
+        for page in _pages(listed):
+            rows = [summary_row(summary) for summary in page]
+            problems = any(row[-1] for row in rows)
+            output.table(
+                [*COLUMNS, "problem"] if problems else COLUMNS,
+                [row if problems else row[:-1] for row in rows],
+                title=title,
+                numeric=("records", "members", "cursor"),
+                header=count == 0 or output.rich,
+            )
+            count += len(rows)
+            title = None
+    if count == 0:
+        if output.rich:
+            output.note(f"no pools in {state.shown_url}")
+        else:
+            output.table(COLUMNS, [])
+
+
+def _pages(summaries: Iterator[PoolSummary]) -> Iterator[list[PoolSummary]]:
+    while page := list(itertools.islice(summaries, PAGE)):
+        yield page
 
 
 def _snapshot_tables(snapshot: AgentPoolSnapshot) -> Group:

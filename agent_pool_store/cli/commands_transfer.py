@@ -14,6 +14,7 @@ import click
 from agent_pool_store import arguments
 from agent_pool_store.cli.context import CliState, pass_state
 from agent_pool_store.errors import AgentError
+from agent_pool_store.sql.archive_file import export_lines
 
 
 @contextmanager
@@ -82,12 +83,7 @@ def export_command(
 
 def _read_lines(source: str) -> list[str]:
     data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
-    text = data.decode("utf-8")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    # split on \n only (a JSON line may hold U+2028 and friends in its strings)
-    lines = text.split("\n")
-    return lines[:-1] if lines[-1] == "" else lines
+    return export_lines(data)
 
 
 @click.command(name="import")

@@ -69,8 +69,12 @@ class Output:
         *,
         title: str | None = None,
         numeric: Sequence[str] = (),
+        header: bool = True,
     ) -> None:
-        """A table: rich on a terminal, else a tab-separated header and rows."""
+        """A table: rich on a terminal, else a tab-separated header and rows.
+
+        ``header=False``: plain rows only (a further page of a table already begun).
+        """
         if self.rich:
             table = Table(title=title, title_justify="left")
             for column in columns:
@@ -81,7 +85,8 @@ class Output:
                 table.add_row(*(Text(_cell(value)) for value in row))
             self.console.print(table)
             return
-        click.echo("\t".join(columns))
+        if header:
+            click.echo("\t".join(columns))
         for row in rows:
             click.echo("\t".join(_cell(value) for value in row))
 

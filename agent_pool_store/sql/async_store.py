@@ -19,7 +19,11 @@ loop parses what they read, yielding to other tasks.
 from __future__ import annotations
 
 import functools
+import os
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import URL
@@ -29,12 +33,14 @@ from sqlalchemy.orm import Session
 from agent_pool_store.async_face import AsyncStoreFace
 from agent_pool_store.asyncio_bridge import run_in_greenlet
 from agent_pool_store.errors import AgentError
+from agent_pool_store.operations import PoolStoreOperations
 from agent_pool_store.sql.admin import PoolSummary
 from agent_pool_store.sql.binding import BoundAgentPoolStore
 from agent_pool_store.sql.dialects.registry import engine_for_url
 from agent_pool_store.sql.dialects.sqlite import SqliteDialect
 from agent_pool_store.sql.engine import build_async_engine
 from agent_pool_store.sql.integrity import VerificationReport
+from agent_pool_store.sql.lifecycle import ArchiveReport
 from agent_pool_store.sql.settings import (
     DEFAULT_ASYNC_URL,
     EngineSettings,
@@ -42,7 +48,14 @@ from agent_pool_store.sql.settings import (
     safe_url,
 )
 from agent_pool_store.sql.store import SqlAgentPoolStore, open_store
+from agent_pool_store.sql.transfer import ImportReport
 from agent_pool_store.telemetry import Telemetry
+
+
+def _sql(store: PoolStoreOperations[Any]) -> SqlAgentPoolStore:
+    """The store a write runs on (the face's store, or its SQLite writer): a SQL store."""
+    assert isinstance(store, SqlAgentPoolStore)
+    return store
 
 
 class AsyncBoundAgentPoolStore(AsyncStoreFace[BoundAgentPoolStore]):
@@ -104,9 +117,44 @@ class AsyncSqlAgentPoolStore(AsyncStoreFace[SqlAgentPoolStore]):
         """See :meth:`SqlAgentPoolStore.rebuild`."""
         return await self._call(self._store.rebuild, pool_id)
 
-    async def pools(self) -> list[PoolSummary]:
+    async def pools(
+        self,
+        *,
+        idle_for: timedelta | float | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> list[PoolSummary]:
         """See :meth:`SqlAgentPoolStore.pools`."""
-        return await self._call(self._store.pools)
+        return await self._call(
+            functools.partial(self._store.pools, idle_for=idle_for, limit=limit, after=after)
+        )
+
+    async def archive(
+        self,
+        pool_id: str | Iterable[str],
+        destination: str | os.PathLike[str],
+        *,
+        idle_for: timedelta | float | None = None,
+    ) -> ArchiveReport:
+        """See :meth:`SqlAgentPoolStore.archive`.
+
+        Runs as a write (on a SQLite file, in the writer thread); the file is written and
+        read back in the same place, so on PostgreSQL that file I/O runs on the loop's
+        thread: archive from a task that may take that long.
+        """
+        return await self._write(
+            lambda store: functools.partial(_sql(store).archive, idle_for=idle_for),
+            pool_id,
+            destination,
+        )
+
+    async def restore(self, source: str | os.PathLike[str]) -> ImportReport:
+        """See :meth:`SqlAgentPoolStore.restore` (a write, like :meth:`archive`)."""
+        return await self._write(lambda store: _sql(store).restore, source)
+
+    async def delete_pool(self, pool_id: str) -> int:
+        """See :meth:`SqlAgentPoolStore.delete_pool`."""
+        return await self._write(lambda store: _sql(store).delete_pool, pool_id)
 
     def bind(self, host: AsyncConnection | AsyncSession) -> AsyncBoundAgentPoolStore:
         """The twelve operations in the host's transaction (see :meth:`SqlAgentPoolStore.bind`).

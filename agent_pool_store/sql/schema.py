@@ -10,9 +10,21 @@ Projection rows hold wire JSON and the sequence of the record that last wrote th
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 from typing import cast
 
-from sqlalchemy import BigInteger, Boolean, Integer, MetaData, Table, Text, false, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    false,
+    func,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -65,6 +77,12 @@ class PoolRow(Base):
     config_json: Mapped[str | None] = mapped_column(Text)
     created: Mapped[bool] = mapped_column(Boolean, server_default=false())
     projected_seq: Mapped[int] = mapped_column(SequenceNumber, server_default=text("0"))
+    last_append_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), server_default=func.current_timestamp()
+    )
+    """When the watermark last advanced (an append, a catch-up, an import; ``rebuild`` keeps
+    it; migration 0006): the database's clock on PostgreSQL, the writing process's on SQLite
+    (the same host)."""
 
 
 class ProjectionColumns:

@@ -9,7 +9,10 @@ modules :mod:`.integrity`, :mod:`.admin` and :mod:`.transfer`, run through the s
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine, exc
 from sqlalchemy.engine import URL
@@ -17,7 +20,7 @@ from sqlalchemy.engine import URL
 from agent_pool_store import arguments, migrations
 from agent_pool_store.errors import AgentError, about_pool
 from agent_pool_store.operations import PoolStoreOperations, PoolUnit
-from agent_pool_store.sql import admin, transfer
+from agent_pool_store.sql import admin, lifecycle, transfer
 from agent_pool_store.sql.binding import BoundAgentPoolStore, HostTransaction
 from agent_pool_store.sql.engine import build_engine
 from agent_pool_store.sql.errors import driver_cause, translate
@@ -117,7 +120,8 @@ class SqlAgentPoolStore(PoolStoreOperations[SqlRunner]):
         """Recompute a pool's projections from its log; return the records applied.
 
         Fails with RepairNeeded, changing nothing, if a record of the pool cannot be read,
-        and with HostConfigurationNeeded if the pool has no records.
+        and with HostConfigurationNeeded if the pool has no records. The pool's last append
+        time is kept: a repair is no activity.
         """
         pool_id = arguments.identifier("pool_id", pool_id)
 
@@ -125,21 +129,91 @@ class SqlAgentPoolStore(PoolStoreOperations[SqlRunner]):
             assert isinstance(unit, SqlPoolUnit)
             if not unit.uow.records.last_seq(pool_id):
                 raise AgentError.pool_not_opened(self._runner.store_name)  # no log to rebuild
+            last_append = lifecycle.last_append_as_stored(unit.uow, pool_id)
             rebuild_pool(unit.uow, pool_id)
-            return self._runner.catch_up(unit.uow, pool_id, 0, gaps=True).projected_seq
+            applied = self._runner.catch_up(unit.uow, pool_id, 0, gaps=True).projected_seq
+            lifecycle.set_last_append(unit.uow, pool_id, last_append)  # a repair, no activity
+            return applied
 
         with about_pool(pool_id):
             return self._runner.run(pool_id, write=True, work=work, catch_up=False)
 
     # -- administration (agent_pool_store.sql.admin, .transfer) ----------------------------
 
-    def pools(self) -> list[admin.PoolSummary]:
-        """Every pool with its record count, member count, last cursor and created flag.
+    def pools(
+        self,
+        *,
+        idle_for: timedelta | float | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> list[admin.PoolSummary]:
+        """Pools with their record count, member count, last cursor, flags and last append.
 
-        Records appended by another implementation are applied (catch-up) and counted. A
-        pool whose log cannot be read is listed with ``problem`` set.
+        In the database's order of pool ids: all of them, or up to ``limit`` after the id
+        ``after`` (pages: pass the last id of a page as the next page's ``after``).
+        ``idle_for`` (a ``timedelta`` or seconds) keeps only pools whose last append is
+        older than that, by the database's clock. One statement reads a page of up to 1,000
+        pools; a pool with records another implementation appended is caught up first (and
+        so counts as active), and a pool whose log cannot be read is listed with ``problem``
+        set.
         """
-        return admin.pool_summaries(self._runner)
+        return admin.pool_summaries(
+            self._runner,
+            idle_for=arguments.duration("idle_for", idle_for),
+            limit=arguments.optional_count("limit", limit),
+            after=None if after is None else arguments.identifier("after", after),
+        )
+
+    def archive(
+        self,
+        pool_id: str | Iterable[str],
+        destination: str | os.PathLike[str],
+        *,
+        idle_for: timedelta | float | None = None,
+    ) -> lifecycle.ArchiveReport:
+        """Move a pool (or several) out of the database into an archive file.
+
+        Writes each pool's whole log and event counter to ``destination`` in the export
+        format (gzip when the name ends in ``.gz``), ``fsync``-s it, checks it by reading it
+        back, and only then deletes the pools, all in one write transaction: a crash before
+        its ``COMMIT`` leaves the pools in the database. If another writer appends to one of
+        them meanwhile, nothing is deleted (AgentError Retryable) and the file is removed.
+        ``destination`` must not exist. ``idle_for``: refuse (NotRetryable) a pool that is
+        not idle that long once it is locked. :meth:`restore` imports the file again.
+        """
+        pools = [pool_id] if isinstance(pool_id, str) else list(pool_id)
+        checked = [arguments.identifier("pool_id", each) for each in pools]
+        return lifecycle.archive_pools(
+            self._runner,
+            checked,
+            Path(destination),
+            idle_for=arguments.duration("idle_for", idle_for),
+        )
+
+    def restore(
+        self,
+        source: str | os.PathLike[str],
+        *,
+        progress: transfer.Progress | None = None,
+    ) -> transfer.ImportReport:
+        """Import an archive (any export file; gzip when named ``*.gz``) again.
+
+        Every cursor, payload byte and event counter comes back; pools that already have
+        records are refused (UserActionNeeded) and nothing is written.
+        """
+        return lifecycle.restore_archive(self._runner, Path(source), progress=progress)
+
+    def delete_pool(self, pool_id: str) -> int:
+        """Erase a pool; return how many records were deleted.
+
+        Its log, event counter, projections and follower rows go, in one transaction.
+        A concurrent append to the pool lands before the delete (and is deleted) or fails
+        with HostConfigurationNeeded (the pool is no longer opened); a follower of the pool
+        ends with AgentError NotRetryable. A pool without records is HostConfigurationNeeded.
+        """
+        pool_id = arguments.identifier("pool_id", pool_id)
+        with about_pool(pool_id):
+            return lifecycle.delete_pool(self._runner, pool_id)
 
     def pool_ids(self) -> list[str]:
         """Every pool id with records or a pool row, sorted (nothing is caught up)."""

@@ -27,7 +27,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from agent_pool_store.domain.identifiers import validate_identifier
 from agent_pool_store.errors import AgentError, AgentErrorKind, RetryClassification
@@ -37,6 +37,8 @@ from agent_pool_store.sql.integrity import rebuild_pool
 from agent_pool_store.sql.parsing import checked_row, parse_payload
 from agent_pool_store.sql.runner import SqlPoolUnit, SqlRunner
 from agent_pool_store.sql.unit_of_work import SqlUnitOfWork
+
+T = TypeVar("T")
 
 EXPORT_BATCH = 1000
 """Records read per statement while exporting."""
@@ -75,6 +77,21 @@ def _below_one(uow: SqlUnitOfWork, pool_id: str) -> list[object]:
     return uow.records.below_one(pool_id)
 
 
+Read = Callable[[Callable[[SqlUnitOfWork], T]], T]
+"""Runs a reading function on a unit of work: ``runner.read`` (a read unit per call), or
+the caller's own unit (``archive`` reads inside its write unit)."""
+
+
+@dataclass(frozen=True)
+class ExportedPool:
+    """What an export wrote of one pool."""
+
+    last_seq: int
+    """The sequence of its last record written."""
+    event_seq: int
+    """Its event counter as written (0: no counter line)."""
+
+
 def export_records(runner: SqlRunner, pools: Iterable[str]) -> Iterator[str]:
     """The records of ``pools``, in the order given, as export lines without newline.
 
@@ -89,6 +106,16 @@ def export_records(runner: SqlRunner, pools: Iterable[str]) -> Iterator[str]:
     records appended during the export may or may not be included, and none is skipped or
     repeated within a pool.
     """
+    return export_lines(runner.read, pools)
+
+
+def export_lines(
+    read: Read[Any], pools: Iterable[str], exported: dict[str, ExportedPool] | None = None
+) -> Iterator[str]:
+    """:func:`export_records` with every read run by ``read``.
+
+    ``exported``, if given, receives each pool's :class:`ExportedPool` once its lines are out.
+    """
     for pool in pools:
         try:
             validate_identifier(pool)
@@ -98,14 +125,14 @@ def export_records(runner: SqlRunner, pools: Iterable[str]) -> Iterator[str]:
                 RetryClassification.REPAIR_NEEDED,
                 f"agent pool {pool!r} cannot be exported: invalid pool id: {error}",
             ) from None
-        below = runner.read(functools.partial(_below_one, pool_id=pool))
+        below = read(functools.partial(_below_one, pool_id=pool))
         if below:
             raise AgentError.unreadable_record(pool, below[0], "sequences start at 1")
-        applied = runner.read(functools.partial(_applied, pool_id=pool))
+        applied = read(functools.partial(_applied, pool_id=pool))
         prefix = export_prefix(pool)
         after = 0
         while True:
-            rows = runner.read(functools.partial(_rows_after, pool_id=pool, after=after))
+            rows = read(functools.partial(_rows_after, pool_id=pool, after=after))
             for stored_seq, stored_json in rows:
                 seq, payload_json = checked_row(pool, stored_seq, stored_json)
                 if seq != after + 1:  # an export with a gap could not be imported
@@ -128,10 +155,12 @@ def export_records(runner: SqlRunner, pools: Iterable[str]) -> Iterator[str]:
                 yield f'{prefix}{seq},"payload":{payload_json}}}'
             if len(rows) < EXPORT_BATCH:
                 break
-        event_seq = runner.read(functools.partial(_event_seq, pool_id=pool))
+        event_seq = read(functools.partial(_event_seq, pool_id=pool))
         if event_seq:
             pool_json = json.dumps(pool, ensure_ascii=False)
             yield '{"pool_id":' + pool_json + ',"event_seq":' + str(event_seq) + "}"
+        if exported is not None:
+            exported[pool] = ExportedPool(after, event_seq)
 
 
 # -- import ------------------------------------------------------------------------------------

@@ -248,6 +248,21 @@ class PostgresqlDialect:
         """An advisory transaction lock: concurrent upgrades run one after the other."""
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
 
+    def lock_logs(self, connection: Connection) -> None:
+        """``LOCK TABLE`` the two shared tables ``ACCESS EXCLUSIVE`` until the unit ends.
+
+        Another implementation appends with ``MAX(seq) + 1`` without the pool's row lock,
+        perhaps as a ``SELECT`` then an ``INSERT``: only this mode keeps out that ``SELECT``
+        too, so such a writer appends after the unit's ``COMMIT`` (to the pool as the unit
+        left it), or before this lock is granted (and the unit sees its record). Every
+        reader of those tables waits too, for the rest of the unit (a few deletes and the
+        ``COMMIT``); the unit waits for transactions already using them, within
+        ``lock_timeout``. Two such units run one after the other.
+        """
+        connection.execute(
+            text("LOCK TABLE agent_pool_records, agent_pool_event_seq IN ACCESS EXCLUSIVE MODE")
+        )
+
     def read_head(self, connection: Connection, pool_id: str, *, lock: bool) -> PoolHead | None:
         """The head, its row ``FOR UPDATE`` and the unit's transaction id when ``lock``."""
         statement = _HEAD_FOR_WRITE if lock else statements.HEAD

@@ -105,6 +105,7 @@ def _statement(shape: Shape) -> Any:
                 bindparam("batch_config_json", type_=Text), POOLS.c.config_json
             ),
             created=POOLS.c.created | bindparam("batch_created"),
+            last_append_at=func.now(),
         )
     )
     return update.add_cte(*ctes) if ctes else update
@@ -207,6 +208,7 @@ def _append_statement(upserted: tuple[Table, ...]) -> Any:
         .values(
             projected_seq=select(head.c.seq).scalar_subquery(),
             created=POOLS.c.created | bindparam("batch_created"),
+            last_append_at=func.now(),
         )
         .returning(POOLS.c.projected_seq)
     )

@@ -104,6 +104,16 @@ class SqlDialect(Protocol):
         """Serialise migrations, in the migration's transaction (already begun)."""
         ...
 
+    def lock_logs(self, connection: Connection) -> None:
+        """Keep every writer of the shared tables out until the write unit ends.
+
+        For deleting whole pools (``archive``, ``delete_pool``): another implementation
+        appends without the pool's row lock, so the unit that checks a pool's log and
+        deletes it must keep out every writer of ``agent_pool_records`` and
+        ``agent_pool_event_seq`` from that check to its ``COMMIT``.
+        """
+        ...
+
     def read_head(self, connection: Connection, pool_id: str, *, lock: bool) -> PoolHead | None:
         """The unit's first statement: the pool's head (its row locked when ``lock``)."""
         ...

@@ -15,6 +15,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +256,9 @@ class SqliteDialect:
     def lock_for_migration(self, connection: Connection) -> None:
         """Nothing more: the migration's ``BEGIN IMMEDIATE`` holds the file's write lock."""
 
+    def lock_logs(self, connection: Connection) -> None:
+        """Nothing more: a write unit's ``BEGIN IMMEDIATE`` already keeps every writer out."""
+
     def read_head(self, connection: Connection, pool_id: str, *, lock: bool) -> PoolHead | None:
         """The head on the driver connection (the unit already holds the lock it needs)."""
         statement = statements.HEAD_FOR_UPDATE if lock else statements.HEAD
@@ -279,7 +283,10 @@ class SqliteDialect:
                     ],
                 )
             )
-        pool_values: dict[str, object] = {"projected_seq": batch.seq}
+        pool_values: dict[str, object] = {
+            "projected_seq": batch.seq,
+            "last_append_at": datetime.now(UTC),  # in process: this host is the database's
+        }
         if batch.config_json is not None:
             pool_values["config_json"] = batch.config_json
         if batch.created:
