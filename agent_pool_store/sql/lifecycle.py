@@ -8,7 +8,8 @@ leaves whole, in one write unit of work that
 2. (``archive``) reads the pool's log and event counter in that unit and writes them to the
    archive file, durably and checked (:mod:`.archive_file`);
 3. keeps every writer of the shared tables out (``SqlDialect.lock_logs``: PostgreSQL
-   ``LOCK TABLE … SHARE ROW EXCLUSIVE``, because another implementation appends without the
+   ``LOCK TABLE … ACCESS EXCLUSIVE``, asked for 200 ms at a time, because another
+   implementation appends without the
    pool's row lock) and (``archive``) checks that the log and counter are still what the file
    holds: if another writer appended meanwhile, the unit refuses and nothing is deleted;
 4. deletes the pool's records, event counter, projections, row and follower rows, and

@@ -257,3 +257,50 @@ def _runs(payloads: list[str]) -> set[str]:
         if member is not None:
             runs.add(member["run_id"])
     return runs
+
+
+@pytest.mark.postgresql
+def test_a_waiting_table_lock_does_not_stall_other_readers(pg_url: Any, tmp_path: Path) -> None:
+    """PostgreSQL: an archive's ``ACCESS EXCLUSIVE`` request waits 200 ms at a time.
+
+    A long read holds the shared tables; an archive (``lock_timeout=3``) keeps asking for its
+    lock and giving up. Meanwhile, another store reads another pool: it gets in between the
+    archive's attempts (the archive is still trying when the read returns), where a request
+    waiting the whole ``lock_timeout`` would have queued every reader behind it. The archive
+    ends with Timeout (Retryable), no file, and the pool whole.
+    """
+    url = pg_url.render_as_string(hide_password=False)
+    database = Database(
+        "postgresql", url, pg_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    try:
+        fill(database)
+        original = payloads_in_database(database)
+        with open_store(url) as other:
+            other.open_pool("pool.other", EQUAL_CONFIG)
+            reader = database.raw()
+            reader.begin()
+            reader.execute("SELECT count(*) FROM agent_pool_records")  # holds ACCESS SHARE
+            outcome: list[BaseException] = []
+            destination = tmp_path / "stalled.jsonl"
+
+            def archive() -> None:
+                with open_store(url, lock_timeout=3) as store:
+                    try:
+                        store.archive(POOL, destination)
+                    except BaseException as error:
+                        outcome.append(error)
+
+            thread = threading.Thread(target=archive)
+            thread.start()
+            time.sleep(0.5)  # the archive is asking for its lock by now
+            assert other.snapshot("pool.other").cursor is not None
+            assert thread.is_alive()  # the read got in while the archive still tries
+            thread.join(60)
+            reader.rollback()
+        assert len(outcome) == 1 and isinstance(outcome[0], AgentError), outcome
+        assert outcome[0].retry is RetryClassification.RETRYABLE
+        assert not destination.exists()
+        assert payloads_in_database(database) == original
+    finally:
+        database.close()

@@ -111,6 +111,11 @@ def _note_session(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.rollback()
 
 
+LOCK_LOGS_WAIT_MS = 200
+"""How long ``lock_logs`` waits for its ``ACCESS EXCLUSIVE`` lock before it gives up (and its
+unit runs again): the longest the store's other readers and writers queue behind it."""
+
+
 class PostgresqlDialect:
     """The store on PostgreSQL (``postgresql+psycopg://``)."""
 
@@ -256,11 +261,18 @@ class PostgresqlDialect:
         too, so such a writer appends after the unit's ``COMMIT`` (to the pool as the unit
         left it), or before this lock is granted (and the unit sees its record). Every
         reader of those tables waits too, for the rest of the unit (a few deletes and the
-        ``COMMIT``); the unit waits for transactions already using them, within
-        ``lock_timeout``. Two such units run one after the other.
+        ``COMMIT``).
+
+        The request waits at most :data:`LOCK_LOGS_WAIT_MS`: while an ``ACCESS EXCLUSIVE``
+        request waits (for a long read of another pool, say), every later reader and writer
+        of the tables queues behind it, so a request that waited ``lock_timeout`` would
+        stall the whole store that long. A request that runs out is a transient failure:
+        the unit runs again after a backoff (others get in meanwhile), within
+        ``lock_timeout`` in all (then Timeout). The ``SET LOCAL`` ends with the unit.
         """
-        connection.execute(
-            text("LOCK TABLE agent_pool_records, agent_pool_event_seq IN ACCESS EXCLUSIVE MODE")
+        connection.exec_driver_sql(
+            f"SET LOCAL lock_timeout = {LOCK_LOGS_WAIT_MS}; "
+            "LOCK TABLE agent_pool_records, agent_pool_event_seq IN ACCESS EXCLUSIVE MODE"
         )
 
     def read_head(self, connection: Connection, pool_id: str, *, lock: bool) -> PoolHead | None:
