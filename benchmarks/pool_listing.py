@@ -35,6 +35,7 @@ from agent_pool_store.domain import MemberJoined, PoolOpened
 from agent_pool_store.sql import admin
 from agent_pool_store.sql.schema import MemberRow, PoolRow, RecordRow, table_of
 from benchmarks.databases import on_each_dialect, vacuum_analyze
+from benchmarks.report import print_tables
 
 SIZES = (100, 10_000, 100_000)
 QUICK_SIZES = (100, 10_000)
@@ -161,13 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true")
     arguments = parser.parse_args(argv)
     results = run(QUICK_SIZES if arguments.quick else SIZES, 1 if arguments.quick else 3)
-    for dialect, rows in results.items():
-        print(f"\n{dialect}{' (quick)' if arguments.quick else ''}\n")
-        names = list(rows[0])
-        print("| " + " | ".join(names) + " |")
-        print("|" + "---:|" * len(names))
-        for row in rows:
-            print("| " + " | ".join(f"{row[name]:,.1f}" for name in names) + " |")
+    print_tables(results, " (quick)" if arguments.quick else "")
 
 
 if __name__ == "__main__":

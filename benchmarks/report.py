@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from benchmarks import peers
@@ -51,10 +51,21 @@ def ms(value: float) -> str:
     return f"{value:.3f}"
 
 
-def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+def table(
+    header: Sequence[str], rows: Iterable[Sequence[str]], *, align: str = "---|"
+) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + align * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return [*lines, ""]
+
+
+def print_tables(results: Mapping[str, Sequence[Mapping[str, float]]], note: str = "") -> None:
+    """Print one Markdown table per dialect, a column per figure (a module's ``main``)."""
+    for dialect, rows in results.items():
+        print(f"\n{dialect}{note}\n")
+        names = list(rows[0])
+        figures = [[f"{row[name]:,.1f}" for name in names] for row in rows]
+        print("\n".join(table(names, figures, align="---:|")))
 
 
 def _machine(results: Results) -> list[str]:

@@ -30,6 +30,7 @@ from benchmarks.databases import (
     bulk_insert,
     on_each_dialect,
 )
+from benchmarks.report import print_tables
 from benchmarks.results import SnapshotSizeResult
 
 SIZES = (1_000, 10_000, 50_000)
@@ -115,13 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true")
     arguments = parser.parse_args(argv)
     results = run(QUICK_SIZES if arguments.quick else SIZES, 1 if arguments.quick else 3)
-    for dialect, rows in results.items():
-        print(f"\n{dialect}\n")
-        names = list(rows[0])
-        print("| " + " | ".join(names) + " |")
-        print("|" + "---:|" * len(names))
-        for row in rows:
-            print("| " + " | ".join(f"{row[name]:,.1f}" for name in names) + " |")
+    print_tables(results)
 
 
 if __name__ == "__main__":
