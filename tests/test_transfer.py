@@ -7,6 +7,7 @@ into an empty database of either dialect with the same cursors and bytes, and se
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from agent_pool_store import (
     RetryClassification,
     open_store,
 )
+from agent_pool_store.sql import transfer
 from tests.databases import sqlite_url
 from tests.reliability.workers import Database
 
@@ -80,3 +82,17 @@ def test_export_parses_only_records_the_store_has_not_applied(database: Database
         list(store.export_records(POOL))
     assert caught.value.retry is RetryClassification.REPAIR_NEEDED
     assert "record seq 3 cannot be read" in str(caught.value)
+
+
+def test_an_export_in_several_batches_has_every_record_once(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transfer, "EXPORT_BATCH", 2)
+    store = database.open()
+    store.open_pool(POOL, AgentPoolStoreConfig())
+    for index in range(4):
+        store.join_member(POOL, AgentPoolMember(run_id=f"run.{index}", agent_id="agent.a"))
+    store.next_event_sequence(POOL)
+    lines = list(store.export_records(POOL))
+    assert [json.loads(line).get("seq") for line in lines] == [1, 2, 3, 4, 5, None]
+    assert json.loads(lines[-1]) == {"pool_id": POOL, "event_seq": 1}
