@@ -8,6 +8,7 @@ import factory
 
 from agent_pool_store import (
     AgentPoolMember,
+    AgentPoolStore,
     AgentPoolStoreConfig,
     EventFilter,
     MessageReceipt,
@@ -106,3 +107,29 @@ def wake_triple(
         condition_id=built.condition_id, run_id=built.run_id, status=status
     )
     return built, built.filter.compile(), registration
+
+
+def append_every_kind(
+    store: AgentPoolStore, pool: str, message_id: str = "message.1", condition_id: str = "wake.1"
+) -> None:
+    """Open ``pool`` and append every record kind.
+
+    Members (non-ASCII ids, one who left), a message and its delivery, a wake and its
+    trigger.
+    """
+    store.open_pool(pool, AgentPoolStoreConfig(policy_refs=[PolicyRefFactory()]))
+    store.record_pool_created(pool)
+    store.join_member(pool, MemberFactory(run_id="run.a", topics=["t.zeta", "t.alpha"]))
+    store.join_member(pool, MemberFactory(run_id="run.é\u2028b", agent_id="agent.ü"))
+    store.join_member(pool, MemberFactory(run_id="run.c"))
+    store.leave_member(pool, "run.c")
+    message, receipt = message_pair(message_id)
+    store.record_message(pool, message, receipt)
+    delivered = receipt.model_copy(
+        update={"status": MessageStatus.DELIVERED, "delivered_to": ("run.a",)}
+    )
+    store.record_message(pool, message, delivered)
+    condition, compiled, registration = wake_triple(condition_id)
+    store.record_wake(pool, condition, compiled, registration)
+    triggered = registration.model_copy(update={"status": WakeRegistrationStatus.TRIGGERED})
+    store.record_wake(pool, condition, compiled, triggered)

@@ -29,9 +29,7 @@ from sqlalchemy.engine import URL, make_url
 
 from agent_pool_store import (
     AgentPoolStoreConfig,
-    MessageStatus,
     SqlAgentPoolStore,
-    WakeRegistrationStatus,
     migrations,
     open_store,
 )
@@ -39,7 +37,7 @@ from agent_pool_store.cli import cli
 from agent_pool_store.render import record_text, snapshot_text
 from agent_pool_store.sql.transfer import ImportReport
 from tests.databases import PG_ADMIN_URL, sqlite_url
-from tests.factories import MemberFactory, PolicyRefFactory, message_pair, wake_triple
+from tests.factories import MemberFactory, append_every_kind
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).with_name("agent-pool-store")
@@ -132,22 +130,7 @@ def fresh_pg(pg_database: URL) -> Iterator[str]:
 def seed(url: str) -> None:
     """Two pools with every record kind, non-ASCII identifiers and a foreign record."""
     with open_store(url) as store:
-        store.open_pool(POOL, AgentPoolStoreConfig(policy_refs=[PolicyRefFactory()]))
-        store.record_pool_created(POOL)
-        store.join_member(POOL, MemberFactory(run_id="run.a", topics=["t.zeta", "t.alpha"]))
-        store.join_member(POOL, MemberFactory(run_id="run.é\u2028b", agent_id="agent.ü"))
-        store.join_member(POOL, MemberFactory(run_id="run.c"))
-        store.leave_member(POOL, "run.c")
-        message, receipt = message_pair("message.1")
-        store.record_message(POOL, message, receipt)
-        delivered = receipt.model_copy(
-            update={"status": MessageStatus.DELIVERED, "delivered_to": ("run.a",)}
-        )
-        store.record_message(POOL, message, delivered)
-        condition, compiled, registration = wake_triple("wake.1")
-        store.record_wake(POOL, condition, compiled, registration)
-        triggered = registration.model_copy(update={"status": WakeRegistrationStatus.TRIGGERED})
-        store.record_wake(POOL, condition, compiled, triggered)
+        append_every_kind(store, POOL)
         store.open_pool(OTHER, AgentPoolStoreConfig())
         store.join_member(OTHER, MemberFactory(run_id="run.o"))
     # a record appended by another implementation, with its own (non-canonical) spacing

@@ -18,9 +18,7 @@ from agent_pool_store import (
     AgentErrorKind,
     AgentPoolMember,
     AgentPoolStoreConfig,
-    MessageStatus,
     RetryClassification,
-    WakeRegistrationStatus,
     open_async_store,
     open_store,
 )
@@ -28,7 +26,7 @@ from agent_pool_store.sql import admin
 from agent_pool_store.sql.archive_file import read_archive
 from agent_pool_store.sql.schema import Base, PoolRow
 from tests.async_support import STORE_OPERATIONS, SyncOverAsync
-from tests.factories import MemberFactory, PolicyRefFactory, message_pair, wake_triple
+from tests.factories import append_every_kind
 from tests.reliability.workers import Database
 
 POOLS_TABLE = PoolRow.__table__
@@ -52,22 +50,7 @@ def store(request: pytest.FixtureRequest, database: Database) -> Iterator[Any]:
 
 def fill(store: Any, pool: str) -> None:
     """A pool with every record kind and an event counter that has handed out numbers."""
-    store.open_pool(pool, AgentPoolStoreConfig(policy_refs=[PolicyRefFactory()]))
-    store.record_pool_created(pool)
-    store.join_member(pool, MemberFactory(run_id="run.a", topics=["t.zeta", "t.alpha"]))
-    store.join_member(pool, MemberFactory(run_id="run.é\u2028b", agent_id="agent.ü"))
-    store.join_member(pool, MemberFactory(run_id="run.c"))
-    store.leave_member(pool, "run.c")
-    message, receipt = message_pair(f"message.{pool}")
-    store.record_message(pool, message, receipt)
-    delivered = receipt.model_copy(
-        update={"status": MessageStatus.DELIVERED, "delivered_to": ("run.a",)}
-    )
-    store.record_message(pool, message, delivered)
-    condition, compiled, registration = wake_triple(f"wake.{pool}")
-    store.record_wake(pool, condition, compiled, registration)
-    triggered = registration.model_copy(update={"status": WakeRegistrationStatus.TRIGGERED})
-    store.record_wake(pool, condition, compiled, triggered)
+    append_every_kind(store, pool, f"message.{pool}", f"wake.{pool}")
     store.next_event_sequence(pool)
     store.next_event_sequence(pool)
 
