@@ -46,7 +46,7 @@ try:
 
     AVAILABLE = True
     """Whether OpenTelemetry's API is installed (the ``otel`` extra)."""
-except ImportError:  # pragma: no cover - exercised by tests/test_telemetry_absent.py
+except ImportError:  # pragma: no cover - exercised by tests/test_telemetry_install.py
     AVAILABLE = False
 
 if TYPE_CHECKING:
@@ -131,7 +131,10 @@ class Telemetry:
         )
 
 
-_GLOBAL: list[Telemetry] = []
+@functools.cache
+def _global_telemetry() -> Telemetry:
+    """The global providers' :class:`Telemetry`, made once."""
+    return Telemetry()
 
 
 def store_telemetry(telemetry: Telemetry | None, system: str | None) -> StoreTelemetry | None:
@@ -143,9 +146,7 @@ def store_telemetry(telemetry: Telemetry | None, system: str | None) -> StoreTel
     if telemetry is None:
         if not AVAILABLE:
             return None
-        if not _GLOBAL:
-            _GLOBAL.append(Telemetry())
-        telemetry = _GLOBAL[0]
+        telemetry = _global_telemetry()
     return StoreTelemetry(telemetry, system)
 
 
@@ -383,7 +384,6 @@ def traced(
     """
 
     def decorate(method: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P], T]:
-        @functools.wraps(method)
         @functools.wraps(method)
         def call(store: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
             telemetry = store._telemetry

@@ -14,7 +14,7 @@ import click
 from agent_pool_store import arguments
 from agent_pool_store.cli.context import CliState, pass_state
 from agent_pool_store.errors import AgentError
-from agent_pool_store.sql.archive_file import export_lines
+from agent_pool_store.sql.archive_file import lines_of_export
 
 
 @contextmanager
@@ -83,7 +83,7 @@ def export_command(
 
 def _read_lines(source: str) -> list[str]:
     data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
-    return export_lines(data)
+    return lines_of_export(data)
 
 
 @click.command(name="import")

@@ -145,8 +145,7 @@ def _served(row: Row[Any]) -> PoolSummary | None:
     pool_id, records, cursor, members, created, opened, projected_seq, last, sound = tuple(row)
     if projected_seq is None or not sound or cursor != projected_seq:
         return None
-    if last is not None and last.tzinfo is not UTC:
-        last = utc(last)
+    last = None if last is None else utc(last)
     return PoolSummary(pool_id, records, members, cursor, bool(created), bool(opened), None, last)
 
 
@@ -169,7 +168,7 @@ def iter_pool_summaries(
 ) -> Iterator[PoolSummary]:
     """Pools after ``after`` in the database's order of ids, a page per statement.
 
-    ``idle_for``: only pools whose last append is older than that (by the database's clock);
+    ``idle_for``: only pools whose last append is older than that (see :func:`idle_cutoff`);
     a pool found behind is caught up first, which makes it active again, so it is left out.
     """
     cutoff = None if idle_for is None else idle_cutoff(idle_for)

@@ -119,7 +119,7 @@ def write_archive(destination: Path, lines: Iterable[str]) -> ArchiveFile:
     return ArchiveFile(destination, count, digest.hexdigest())
 
 
-def export_lines(data: bytes) -> list[str]:
+def lines_of_export(data: bytes) -> list[str]:
     r"""The lines of an export's bytes: UTF-8 (a BOM is skipped), split on ``\\n`` only.
 
     Only ``\\n`` ends a line: a JSON string may hold U+2028 and other characters that
@@ -141,6 +141,6 @@ def read_archive(source: Path) -> list[str]:
     except (OSError, EOFError) as error:  # gzip.BadGzipFile is an OSError
         raise file_error(source, f"cannot be read: {error}") from None
     try:
-        return export_lines(data)
+        return lines_of_export(data)
     except UnicodeDecodeError as error:
         raise file_error(source, f"is not UTF-8 text: {error}") from None

@@ -94,7 +94,6 @@ class AsyncSqlAgentPoolStore(AsyncStoreFace[SqlAgentPoolStore]):
         self.engine = engine
         """The asyncio engine (render its URL with ``hide_password=True`` before showing it)."""
         self._owns_engine = owns_engine
-        self._writer = writer
 
     def __repr__(self) -> str:
         return f"AsyncSqlAgentPoolStore({safe_url(self.engine.url)!r})"
@@ -190,10 +189,10 @@ class AsyncSqlAgentPoolStore(AsyncStoreFace[SqlAgentPoolStore]):
         store:`` closes it at the end.
         """
         self._store.close()
-        if self._writer is not None:
-            self._writer.close()  # disposes of its engine
         if self._writes_in is not None:
-            self._writes_in[1].shutdown(wait=False)  # no write is running: each was awaited
+            writer, executor = self._writes_in
+            _sql(writer).close()  # disposes of its engine
+            executor.shutdown(wait=False)  # no write is running: each was awaited
         if self._owns_engine:
             await self.engine.dispose()
 

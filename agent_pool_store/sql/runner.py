@@ -337,7 +337,7 @@ class SqlRunner:
 
         The whole call waits at most ``lock_timeout`` (from ``deadline``, when an earlier
         step of the same operation already waited): a unit that starts with less than that
-        left limits its lock waits to what is left (``SqlDialect.unit_options``).
+        left limits its lock waits to what is left (``SqlDialect.begin_unit``).
         """
         self._check_open()
         if deadline is None:

@@ -186,7 +186,7 @@ class PostgresqlDialect:
                 "UTF8: the store keeps UTF-8 JSON; create the database with ENCODING 'UTF8'",
             )
 
-    def unit_options(self, *, write: bool, wait_limit: float | None = None) -> dict[str, Any]:
+    def unit_options(self, *, write: bool) -> dict[str, Any]:
         """Reads see one snapshot for all their statements (REPEATABLE READ)."""
         return {} if write else {"isolation_level": "REPEATABLE READ"}
 

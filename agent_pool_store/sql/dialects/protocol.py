@@ -51,12 +51,11 @@ class SqlDialect(Protocol):
         """Refuse, with a clear AgentError, a database the store cannot keep its data in."""
         ...
 
-    def unit_options(self, *, write: bool, wait_limit: float | None = None) -> dict[str, Any]:
+    def unit_options(self, *, write: bool) -> dict[str, Any]:
         """Execution options of a connection whose transaction SQLAlchemy begins.
 
-        The write lock and isolation, and a shorter wait for locks (``wait_limit`` seconds)
-        where the dialect must set it before ``BEGIN`` (migrations use them; a unit of work
-        begins with :meth:`begin_unit`).
+        The write lock and isolation (migrations use them; a unit of work begins with
+        :meth:`begin_unit`, which also bounds its lock waits).
         """
         ...
 

@@ -47,9 +47,6 @@ from agent_pool_store.sql.upsert import upsert_statement
 WRITE_OPTION = "agent_pool_store_write"
 """Connection execution option marking a write unit: it begins with ``BEGIN IMMEDIATE``."""
 
-BUSY_OPTION = "agent_pool_store_busy_ms"
-"""Connection execution option: the unit's busy timeout, when shorter than the store's."""
-
 _BUSY_SET = "agent_pool_store_busy_ms"
 """Key in a pooled connection's ``info``: the busy timeout currently set on it."""
 
@@ -166,12 +163,8 @@ class SqliteDialect:
         def _on_begin(connection: Connection) -> None:
             if _in_transaction(connection):
                 return  # a unit began it (begin_unit); SQLAlchemy began with a Core statement
-            options = connection.get_execution_options()
-            self._begin(
-                connection,
-                write=bool(options.get(WRITE_OPTION)),
-                busy_ms=options.get(BUSY_OPTION, busy_ms),
-            )
+            write = bool(connection.get_execution_options().get(WRITE_OPTION))
+            self._begin(connection, write=write, busy_ms=busy_ms)
 
     def _busy_ms(self, seconds: float | None) -> int:
         """The busy timeout, in milliseconds, for waits of ``seconds`` (``None``: the full)."""
@@ -188,15 +181,9 @@ class SqliteDialect:
     def check_database(self, connection: Connection) -> None:
         """Nothing to check: SQLite keeps text as the ``sqlite3`` module hands it over."""
 
-    def unit_options(self, *, write: bool, wait_limit: float | None = None) -> dict[str, Any]:
-        """A write unit begins with ``BEGIN IMMEDIATE`` (a read unit is one snapshot already).
-
-        A shorter ``wait_limit`` is the busy timeout set before that ``BEGIN``.
-        """
-        options: dict[str, Any] = {WRITE_OPTION: write}
-        if wait_limit is not None:
-            options[BUSY_OPTION] = self._busy_ms(wait_limit)
-        return options
+    def unit_options(self, *, write: bool) -> dict[str, Any]:
+        """A write begins with ``BEGIN IMMEDIATE`` (a read is one snapshot already)."""
+        return {WRITE_OPTION: write}
 
     def begin_unit(self, connection: Connection, *, write: bool, wait_limit: float | None) -> None:
         """``BEGIN IMMEDIATE`` (write, taking the file's write lock) or ``BEGIN``, on the driver.
